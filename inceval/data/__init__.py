@@ -1,0 +1,1 @@
+"""ImageNet validation data: label layouts, crop protocols, view pipelines (DALI and reference)."""

@@ -1,0 +1,1 @@
+"""Evaluation engine: metrics, per-image prediction store, ensembles."""

@@ -1,0 +1,1 @@
+"""Inception networks of the paper, their weights and evaluation settings."""
