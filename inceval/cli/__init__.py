@@ -69,7 +69,8 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: user errors become one line and exit status 2."""
     try:
-        cli.main(args=argv, prog_name="inceval", standalone_mode=False)
+        # In non-standalone mode click returns the code of ctx.exit(n) instead of exiting.
+        result = cli.main(args=argv, prog_name="inceval", standalone_mode=False)
     except InceValError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -81,4 +82,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)

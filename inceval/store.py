@@ -1,0 +1,932 @@
+"""The results store: one run directory of per-image predictions, and the errors computed from it.
+
+Layout (schema version 1; full reference in docs/results-format.md)::
+
+    RUN_DIR/
+      manifest.json                  what was run, on what, how; status of every prediction file
+      images.csv                     index,path,label,blacklisted  (one row per image, run order)
+      predictions/<model>/<protocol>.npy   N x C mean softmax probabilities, images.csv order
+      .lock                          held (flock) by the writing process; carries no data
+
+Writing (the ``inceval run`` engine and ``inceval ensemble``)::
+
+    writer = RunWriter.create(run_dir, manifest=manifest, images=images)   # or RunWriter.resume
+    writer.open_predictions("v4", "144", num_classes=1000)
+    writer.write("v4", "144", start_row, probs)   # probs (B, C) float32; stored as float16
+    writer.mark_complete("v4", "144")             # every row written
+    writer.finish({"throughput": {...}})          # merges keys into the manifest, releases the lock
+
+``manifest`` must hold ``models`` (name -> dict), ``protocols`` (name -> {"version": int,
+"views": [labels]}) and ``data`` ({"fingerprint": 64 hex digits, ...}); everything else the caller
+puts there (versions, command line, device...) is kept as given. The store adds and owns
+``format``, ``schema_version``, ``prob_dtype``, ``num_images``, ``images_sha256``, ``predictions``,
+``started_at`` (unless given) and ``finished_at``.
+
+Each :meth:`RunWriter.write` copies rows into a memory-mapped ``.npy`` file; the rows are flushed
+to the file *before* the manifest's ``rows_written`` is raised, so after a crash the manifest never
+claims rows that are not on disk, and :meth:`RunWriter.resume` can continue from
+:meth:`RunWriter.rows_written`. Writes must not leave gaps (``start_row <= rows_written``);
+rewriting rows already written is allowed, so a resumed run may restart at a batch boundary.
+
+Reading::
+
+    run = RunReader(run_dir)
+    run.manifest, run.images, run.labels, run.blacklisted, run.fingerprint, run.num_images
+    run.entries()                        # [(model, protocol), ...]
+    run.status("v4", "144")              # EntryStatus: rows written, complete, protocol version
+    run.probabilities("v4", "144")       # read-only memmap (N, C); refuses incomplete files
+    run.results()                        # [Score, ...]: top-1/top-5 error, all and non-blacklisted
+
+Every problem a user can fix (not a run, newer schema, incomplete file, modified images.csv, disk
+full, directory in use) raises :class:`~inceval.errors.InceValError` with a one-line message; API
+misuse by the calling code raises ValueError.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+
+from inceval.engine.metrics import TIE_RULE, TopkTally
+from inceval.errors import InceValError
+
+try:  # POSIX advisory locks; elsewhere a second writer is not detected.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+SCHEMA_VERSION = 1
+FORMAT = "inceval-run"
+MANIFEST = "manifest.json"
+IMAGES = "images.csv"
+PREDICTIONS = "predictions"
+LOCK = ".lock"
+PROB_DTYPES = ("float16", "float32")
+IMAGE_COLUMNS = ("index", "path", "label", "blacklisted")
+SUBSETS = ("all", "non-blacklisted")
+
+# Keys of the manifest that only the store writes.
+_STORE_KEYS = frozenset(
+    {"format", "schema_version", "prob_dtype", "num_images", "images_sha256", "predictions",
+     "finished_at"}
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Mean softmax rows sum to 1; float16 inputs and view averaging stay far inside this tolerance.
+_ROW_SUM_TOLERANCE = 1e-2
+_SCORE_CHUNK_ROWS = 4096
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return ``name`` if it can be a file name in the store (model, protocol, ensemble name).
+
+    Raises:
+        InceValError: for empty names, path separators, or a leading dot or dash.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InceValError(
+            f"{kind} name {name!r} cannot be stored; use letters, digits and . _ + - "
+            "(not starting with . + or -)"
+        )
+    return name
+
+
+# ----------------------------------------------------------------------------------------------
+# Small file helpers: every failure becomes a one-line InceValError naming the file.
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InceValError(f"cannot write {path}: {exc.strerror or exc}; free space or fix "
+                           "permissions, then resume the run") from exc
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    try:
+        return (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"manifest is not plain JSON data: {exc}") from exc
+
+
+def _images_frame(images: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Validate the image table given to :meth:`RunWriter.create` and put it in store order."""
+    frame = images.copy() if isinstance(images, pd.DataFrame) else pd.DataFrame(list(images))
+    missing = [c for c in ("path", "label", "blacklisted") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"images lack column(s) {missing}; need path, label, blacklisted")
+    if len(frame) == 0:
+        raise ValueError("images is empty")
+    n = len(frame)
+    if "index" in frame.columns:
+        if not np.array_equal(frame["index"].to_numpy(), np.arange(n)):
+            raise ValueError("images 'index' must be 0..N-1 in order")
+        frame = frame.drop(columns="index")
+    paths = frame["path"]
+    if not all(isinstance(p, str) and p for p in paths):
+        raise ValueError("every image path must be a non-empty string")
+    if paths.duplicated().any():
+        raise ValueError(f"duplicate image path {paths[paths.duplicated()].iloc[0]!r}")
+    labels = frame["label"].to_numpy()
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError("image labels must be non-negative integers")
+    flags = frame["blacklisted"].to_numpy()
+    if not (flags.dtype == bool or np.isin(flags, (0, 1)).all()):
+        raise ValueError("'blacklisted' must be booleans or 0/1")
+    frame["label"] = labels.astype(np.int64)
+    frame["blacklisted"] = flags.astype(bool)
+    frame.insert(0, "index", np.arange(n))
+    extra = [c for c in frame.columns if c not in IMAGE_COLUMNS]
+    return frame[[*IMAGE_COLUMNS, *extra]]
+
+
+def _images_csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    out = frame.copy()
+    out["blacklisted"] = out["blacklisted"].astype(np.int8)
+    out.to_csv(buffer, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    return buffer.getvalue().encode()
+
+
+def _validate_manifest(manifest: Mapping[str, Any]) -> None:
+    for key in ("models", "protocols", "data"):
+        if not isinstance(manifest.get(key), Mapping):
+            raise ValueError(f"manifest needs a {key!r} mapping")
+    for name in manifest["models"]:
+        check_name("model", name)
+    for name, protocol in manifest["protocols"].items():
+        check_name("protocol", name)
+        if not isinstance(protocol, Mapping) or not isinstance(protocol.get("version"), int):
+            raise ValueError(f"manifest protocol {name!r} needs an integer 'version'")
+        if not isinstance(protocol.get("views"), list):
+            raise ValueError(f"manifest protocol {name!r} needs a 'views' list of labels")
+    fingerprint = manifest["data"].get("fingerprint")
+    if not isinstance(fingerprint, str) or not _HEX64.match(fingerprint):
+        raise ValueError("manifest data.fingerprint must be a sha256 hex string (64 digits)")
+    clash = _STORE_KEYS & set(manifest)
+    if clash:
+        raise ValueError(f"manifest keys {sorted(clash)} are written by the store only")
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Deep-merge ``extra`` into ``base`` (mappings merge, everything else replaces)."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+            continue
+        try:
+            base[key] = json.loads(json.dumps(value, allow_nan=False))  # a private copy
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"manifest value of {key!r} is not plain JSON data: {exc}") from exc
+
+
+def _prediction_path(run_dir: Path, model: str, protocol: str) -> Path:
+    return run_dir / PREDICTIONS / model / f"{protocol}.npy"
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+class RunWriter:
+    """Writes one run directory; hold one per process (the directory is locked while open).
+
+    Use :meth:`create` for a new run and :meth:`resume` to continue an interrupted one. The writer
+    is a context manager: leaving the ``with`` block on an exception saves the progress made so
+    far (without ``finished_at``); :meth:`finish` must be called for a normal end.
+    """
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], images: pd.DataFrame,
+                 lock: Any, flush_interval_s: float) -> None:
+        """Internal; use :meth:`create` or :meth:`resume`."""
+        self._run_dir = run_dir
+        self._manifest = manifest
+        self._labels = images["label"].to_numpy()
+        self._lock = lock
+        self._flush_interval_s = flush_interval_s
+        self._maps: dict[tuple[str, str], np.memmap] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._last_save = time.monotonic()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        run_dir: str | os.PathLike[str],
+        *,
+        manifest: Mapping[str, Any],
+        images: pd.DataFrame | Iterable[Mapping[str, Any]],
+        prob_dtype: str = "float16",
+        overwrite: bool = False,
+        flush_interval_s: float = 0.0,
+    ) -> "RunWriter":
+        """Start a new run: write images.csv and the manifest, and lock the directory.
+
+        Args:
+            run_dir: directory to create (parents too). It must be absent or empty, unless
+                ``overwrite`` is set and it holds an earlier inceval run and nothing else.
+            manifest: the caller's part of the manifest (see the module docstring).
+            images: one row per image in evaluation order with ``path`` (relative to the data
+                root), ``label`` (class index) and ``blacklisted`` (bool); an ``index`` column, if
+                given, must be 0..N-1; extra columns are stored after the four standard ones.
+            prob_dtype: "float16" (default; 2 bytes per probability, about 3 significant digits)
+                or "float32".
+            overwrite: replace an earlier run in ``run_dir`` (only the store's own files are
+                removed; a directory with anything else in it is refused).
+            flush_interval_s: least seconds between progress records; 0 records after every
+                write. A crash loses at most this much work.
+
+        Raises:
+            InceValError: directory not empty, in use, or not writable.
+            ValueError: malformed ``manifest`` or ``images``.
+        """
+        if prob_dtype not in PROB_DTYPES:
+            raise ValueError(f"prob_dtype must be one of {PROB_DTYPES}, got {prob_dtype!r}")
+        _validate_manifest(manifest)
+        frame = _images_frame(images)
+        path = Path(run_dir)
+        _prepare_empty_dir(path, overwrite)
+        lock = _acquire_lock(path)
+        try:
+            csv_bytes = _images_csv_bytes(frame)
+            full: dict[str, Any] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
+            _merge(full, manifest)
+            full.setdefault("started_at", _now())
+            full.update(
+                prob_dtype=prob_dtype,
+                num_images=len(frame),
+                images_sha256=hashlib.sha256(csv_bytes).hexdigest(),
+                predictions={},
+                finished_at=None,
+            )
+            _write_atomic(path / IMAGES, csv_bytes)
+            writer = cls(path, full, frame, lock, flush_interval_s)
+            writer._save_manifest()
+        except BaseException:
+            _release_lock(lock)
+            raise
+        return writer
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | os.PathLike[str],
+        *,
+        manifest: Mapping[str, Any] | None = None,
+        flush_interval_s: float = 0.0,
+    ) -> "RunWriter":
+        """Reopen an existing run to add rows, prediction files, models or protocols.
+
+        Args:
+            run_dir: an existing run directory written with this schema version.
+            manifest: the new invocation's manifest part. It must agree with the stored one on the
+                image fingerprint, the version of every protocol both name, and the weights
+                (``weights``, ``weights_tag``, ``weights_file``, ``weights_sha256``) of every
+                model both name; new
+                models and protocols are added, other keys updated.
+            flush_interval_s: as for :meth:`create`.
+
+        Raises:
+            InceValError: not a run, other schema version, directory in use, or a disagreement
+                with ``manifest`` (the message names the key).
+        """
+        path = Path(run_dir)
+        reader = RunReader(path)  # validates format, schema and images.csv
+        stored = json.loads(json.dumps(reader.manifest))
+        if manifest is not None:
+            _validate_manifest(manifest)
+            _check_resumable(path, stored, manifest)
+            _merge(stored, manifest)
+        stored["finished_at"] = None
+        lock = _acquire_lock(path)
+        try:
+            writer = cls(path, stored, reader.images, lock, flush_interval_s)
+            writer._save_manifest()
+        except BaseException:
+            _release_lock(lock)
+            raise
+        return writer
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory."""
+        return self._run_dir
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the manifest as it will be written."""
+        return json.loads(json.dumps(self._manifest))
+
+    @property
+    def num_images(self) -> int:
+        """Rows of every prediction file (images in images.csv)."""
+        return int(self._manifest["num_images"])
+
+    def rows_written(self, model: str, protocol: str) -> int:
+        """Rows 0..rows_written-1 of this file are written (0 for a file not opened yet)."""
+        entry = self._manifest["predictions"].get(model, {}).get(protocol)
+        return int(entry["rows_written"]) if entry else 0
+
+    def is_complete(self, model: str, protocol: str) -> bool:
+        """Whether :meth:`mark_complete` was called for this file."""
+        entry = self._manifest["predictions"].get(model, {}).get(protocol)
+        return bool(entry and entry["complete"])
+
+    # -- prediction files ----------------------------------------------------------------------
+
+    def open_predictions(self, model: str, protocol: str, num_classes: int = 1000) -> None:
+        """Create ``predictions/<model>/<protocol>.npy`` (or reopen it when resuming).
+
+        The file is allocated in full at once so that a full disk fails here, loudly, and not in
+        the middle of the run.
+
+        Raises:
+            ValueError: model or protocol not in the manifest, a label >= ``num_classes``, or a
+                reopened file whose shape or dtype differs.
+            InceValError: the file cannot be created or is damaged.
+        """
+        self._require_open()
+        if model not in self._manifest["models"]:
+            raise ValueError(f"model {model!r} is not in the manifest's models")
+        if protocol not in self._manifest["protocols"]:
+            raise ValueError(f"protocol {protocol!r} is not in the manifest's protocols")
+        if len(self._labels) and int(self._labels.max()) >= num_classes:
+            raise ValueError(f"labels go up to {int(self._labels.max())} but num_classes is "
+                             f"{num_classes}")
+        key = (model, protocol)
+        if key in self._maps:
+            return
+        path = _prediction_path(self._run_dir, model, protocol)
+        dtype = np.dtype(self._manifest["prob_dtype"])
+        shape = (self.num_images, num_classes)
+        entry = self._manifest["predictions"].get(model, {}).get(protocol)
+        if entry is None:
+            self._maps[key] = _allocate(path, shape, dtype)
+            self._manifest["predictions"].setdefault(model, {})[protocol] = {
+                "file": path.relative_to(self._run_dir).as_posix(),
+                "protocol_version": self._manifest["protocols"][protocol]["version"],
+                "num_rows": shape[0],
+                "num_classes": num_classes,
+                "rows_written": 0,
+                "complete": False,
+            }
+            self._save_manifest()
+            return
+        if entry["num_classes"] != num_classes:
+            raise ValueError(f"{path} holds {entry['num_classes']} classes, not {num_classes}")
+        if entry["protocol_version"] != self._manifest["protocols"][protocol]["version"]:
+            raise ValueError(f"{path} was written with another version of protocol {protocol}")
+        try:
+            mm = open_memmap(path, mode="r+")
+        except (OSError, ValueError) as exc:
+            raise InceValError(f"cannot reopen {path}: {exc}; delete the run and start "
+                               "again") from exc
+        if mm.shape != shape or mm.dtype != dtype:
+            raise InceValError(f"{path} has shape {mm.shape} {mm.dtype}, the manifest says "
+                               f"{shape} {dtype}; delete the run and start again")
+        self._maps[key] = mm
+
+    def write(self, model: str, protocol: str, start_row: int, probs: Any) -> None:
+        """Store rows ``start_row .. start_row + B - 1`` of one prediction file.
+
+        Args:
+            model: a model name opened with :meth:`open_predictions`.
+            protocol: a protocol name opened with it.
+            start_row: first row (image index); at most :meth:`rows_written` (no gaps).
+            probs: (B, C) mean softmax probabilities (numpy or torch, any float dtype); each row
+                must be finite, non-negative and sum to 1 within 0.01.
+
+        Raises:
+            ValueError: file not opened or already complete, wrong shape, a gap, rows that are
+                not probabilities.
+            InceValError: non-finite values (nothing is written for the batch), or a failed
+                write of the progress record.
+        """
+        self._require_open()
+        key = (model, protocol)
+        if key not in self._maps:
+            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
+        entry = self._manifest["predictions"][model][protocol]
+        if entry["complete"]:
+            raise ValueError(f"predictions {model}/{protocol} are complete; nothing may change")
+        if hasattr(probs, "detach"):  # torch: any device, any float type (bfloat16 included)
+            array = probs.detach().float().cpu().numpy()
+        else:
+            array = np.asarray(probs)
+        rows = array.shape[0] if array.ndim == 2 else -1
+        if array.ndim != 2 or array.shape[1] != entry["num_classes"]:
+            raise ValueError(f"probs must have shape (B, {entry['num_classes']}), got "
+                             f"{array.shape}")
+        if not 0 <= start_row <= entry["rows_written"]:
+            raise ValueError(f"start_row {start_row} would leave a gap after row "
+                             f"{entry['rows_written']} of {model}/{protocol}")
+        if start_row + rows > entry["num_rows"]:
+            raise ValueError(f"rows {start_row}..{start_row + rows - 1} exceed the "
+                             f"{entry['num_rows']} images of the run")
+        _check_probabilities(array, model, protocol, start_row)
+        self._maps[key][start_row:start_row + rows] = array
+        entry["rows_written"] = max(entry["rows_written"], start_row + rows)
+        self._dirty.add(key)
+        if time.monotonic() - self._last_save >= self._flush_interval_s:
+            self._save_progress()
+
+    def mark_complete(self, model: str, protocol: str) -> None:
+        """Record that every row of this file is written; it is read-only from now on.
+
+        Raises:
+            ValueError: rows are missing.
+        """
+        self._require_open()
+        entry = self._manifest["predictions"].get(model, {}).get(protocol)
+        if entry is None or (model, protocol) not in self._maps:
+            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
+        if entry["rows_written"] != entry["num_rows"]:
+            raise ValueError(f"{model}/{protocol}: {entry['rows_written']} of "
+                             f"{entry['num_rows']} rows written; cannot mark complete")
+        entry["complete"] = True
+        self._dirty.add((model, protocol))
+        self._save_progress()
+
+    def finish(self, extra_manifest: Mapping[str, Any] | None = None) -> None:
+        """Flush everything, merge ``extra_manifest`` (e.g. end time, throughput), set
+        ``finished_at`` and release the directory.
+
+        Incomplete prediction files stay marked incomplete.
+
+        Raises:
+            ValueError: ``extra_manifest`` sets a key the store owns.
+        """
+        self._require_open()
+        if extra_manifest:
+            clash = _STORE_KEYS & set(extra_manifest)
+            if clash:
+                raise ValueError(f"manifest keys {sorted(clash)} are written by the store only")
+            _merge(self._manifest, extra_manifest)
+        self._manifest["finished_at"] = _now()
+        self._save_progress()
+        self.close()
+
+    def close(self) -> None:
+        """Save progress and release the directory without marking the run finished."""
+        if self._lock is None:
+            return
+        try:
+            self._save_progress()
+        finally:
+            self._maps.clear()
+            _release_lock(self._lock)
+            self._lock = None
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._lock is None:
+            raise ValueError(f"the writer of {self._run_dir} is closed")
+
+    def _save_progress(self) -> None:
+        for key in sorted(self._dirty):
+            mm = self._maps.get(key)
+            if mm is not None:
+                try:
+                    mm.flush()  # data first: the manifest must never claim unwritten rows
+                except OSError as exc:
+                    raise InceValError(f"cannot write {_prediction_path(self._run_dir, *key)}: "
+                                       f"{exc.strerror or exc}") from exc
+        self._dirty.clear()
+        self._save_manifest()
+
+    def _save_manifest(self) -> None:
+        _write_atomic(self._run_dir / MANIFEST, _manifest_bytes(self._manifest))
+        self._last_save = time.monotonic()
+
+
+def _check_probabilities(array: np.ndarray, model: str, protocol: str, start: int) -> None:
+    last = start + array.shape[0] - 1
+    if not np.isfinite(array).all():
+        raise InceValError(f"model {model} gave NaN or infinite probabilities for images "
+                           f"{start}..{last} under protocol {protocol}; nothing was stored for "
+                           "them; evaluate in float32 or check the weights")
+    sums = array.sum(axis=1, dtype=np.float64)
+    if array.size and (array.min() < 0 or np.abs(sums - 1).max() > _ROW_SUM_TOLERANCE):
+        raise ValueError(f"{model}/{protocol} rows {start}..{last} are not probabilities (row "
+                         f"sums {sums.min():.4g}..{sums.max():.4g}, min {array.min():.4g}); "
+                         "store softmax outputs averaged over views")
+
+
+def _allocate(path: Path, shape: tuple[int, int], dtype: np.dtype) -> np.memmap:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mm = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        if hasattr(os, "posix_fallocate"):
+            # A sparse file would fail only when a page is flushed (SIGBUS on a full disk).
+            with open(path, "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(path))
+    except OSError as exc:
+        raise InceValError(f"cannot create {path}: {exc.strerror or exc}; free space or fix "
+                           "permissions") from exc
+    return mm
+
+
+def _check_resumable(path: Path, stored: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    where = f"cannot resume {path}"
+    if stored["data"].get("fingerprint") != new["data"].get("fingerprint"):
+        raise InceValError(f"{where}: it was run on another image list (data.fingerprint "
+                           "differs); use a new run directory")
+    for name, protocol in new["protocols"].items():
+        old = stored["protocols"].get(name)
+        if old is not None and old.get("version") != protocol.get("version"):
+            raise InceValError(f"{where}: protocol {name} was version {old.get('version')}, now "
+                               f"{protocol.get('version')}; use a new run directory")
+    for name, model in new["models"].items():
+        old = stored["models"].get(name)
+        if old is None:
+            continue
+        for key in ("weights", "weights_tag", "weights_file", "weights_sha256"):
+            if old.get(key) != model.get(key):
+                raise InceValError(f"{where}: model {name} was run with {key} {old.get(key)!r}, "
+                                   f"now {model.get(key)!r}; use a new run directory")
+
+
+def _prepare_empty_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise InceValError(f"{path} exists and is not a directory; choose another run directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise InceValError(f"run directory {path} is not empty; choose a new one or allow "
+                               "overwriting the run in it (--overwrite)")
+        if not (path / MANIFEST).is_file():
+            raise InceValError(f"cannot overwrite {path}: it is not an inceval run; choose a new "
+                               "directory")
+        owned = {MANIFEST, IMAGES, PREDICTIONS, LOCK, f".{MANIFEST}.tmp", f".{IMAGES}.tmp"}
+        others = sorted(p.name for p in path.iterdir() if p.name not in owned)
+        if others:
+            raise InceValError(f"cannot overwrite {path}: it also holds {others[0]!r}, which is "
+                               "not part of an inceval run; choose a new directory")
+        lock = _acquire_lock(path)  # never delete a run another process is writing
+        try:
+            if (path / PREDICTIONS).exists():
+                shutil.rmtree(path / PREDICTIONS)
+            for name in (MANIFEST, IMAGES):
+                (path / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise InceValError(f"cannot clear {path}: {exc.strerror or exc}") from exc
+        finally:
+            _release_lock(lock)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InceValError(f"cannot create run directory {path}: {exc.strerror or exc}") from exc
+
+
+def _acquire_lock(path: Path) -> Any:
+    try:
+        handle = open(path / LOCK, "a+b")
+    except OSError as exc:
+        raise InceValError(f"cannot write in {path}: {exc.strerror or exc}") from exc
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise InceValError(f"another inceval process is writing to {path}; wait for it or "
+                               "choose another run directory") from None
+    return handle
+
+
+def _release_lock(handle: Any) -> None:
+    if fcntl is not None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    handle.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    """State of one prediction file, as recorded in the manifest.
+
+    Attributes:
+        model: model (or ensemble) name.
+        protocol: protocol name.
+        protocol_version: version of the protocol the file was computed with.
+        path: the .npy file.
+        num_rows: images in the run.
+        num_classes: columns.
+        rows_written: rows 0..rows_written-1 hold predictions.
+        complete: every row is written and the file is final.
+    """
+
+    model: str
+    protocol: str
+    protocol_version: int
+    path: Path
+    num_rows: int
+    num_classes: int
+    rows_written: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Score:
+    """Top-1/top-5 error of one prediction file on one subset of the images.
+
+    Attributes:
+        model: model (or ensemble) name.
+        protocol: protocol name.
+        protocol_version: its version.
+        subset: "all" or "non-blacklisted".
+        images: images scored.
+        top1_error: percent.
+        top5_error: percent.
+        top1_wrong: images whose label is not the top class.
+        top5_wrong: images whose label is outside the top 5.
+        top1_tie_dependent: of ``top1_wrong``, images that are wrong only because of a tie (the
+            tie rule is :data:`inceval.engine.metrics.TIE_RULE`).
+        top5_tie_dependent: the same for top 5.
+        complete: False when scored on the rows written so far of an incomplete file.
+    """
+
+    model: str
+    protocol: str
+    protocol_version: int
+    subset: str
+    images: int
+    top1_error: float
+    top5_error: float
+    top1_wrong: int
+    top5_wrong: int
+    top1_tie_dependent: int
+    top5_tie_dependent: int
+    complete: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the fields."""
+        return asdict(self)
+
+
+class RunReader:
+    """Read access to a run directory (works while a writer is still running).
+
+    Raises:
+        InceValError: ``run_dir`` is not an inceval run, has another schema version, or its
+            images.csv no longer matches the manifest.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self._run_dir = Path(run_dir)
+        self._manifest = _load_manifest(self._run_dir)
+        self._images: pd.DataFrame | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory."""
+        return self._run_dir
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest as loaded (treat as read-only)."""
+        return self._manifest
+
+    @property
+    def num_images(self) -> int:
+        """Images in the run (rows of every prediction file)."""
+        return int(self._manifest["num_images"])
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the dataset's file list, as given by the dataset (``data.fingerprint``)."""
+        return str(self._manifest["data"]["fingerprint"])
+
+    @property
+    def images(self) -> pd.DataFrame:
+        """images.csv: index, path, label, blacklisted (bool), plus any extra columns."""
+        if self._images is None:
+            self._images = _load_images(self._run_dir, self._manifest)
+        return self._images
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 class indices."""
+        return self.images["label"].to_numpy()
+
+    @property
+    def blacklisted(self) -> np.ndarray:
+        """(N,) bool; True for images on the ILSVRC2014 blacklist (as given to the run)."""
+        return self.images["blacklisted"].to_numpy()
+
+    def entries(self) -> list[tuple[str, str]]:
+        """(model, protocol) of every prediction file, in the order they were opened."""
+        return [(m, p) for m, files in self._manifest["predictions"].items() for p in files]
+
+    def status(self, model: str, protocol: str) -> EntryStatus:
+        """The recorded state of one prediction file.
+
+        Raises:
+            InceValError: the run has no such file (the message lists what it has).
+        """
+        entry = self._manifest["predictions"].get(model, {}).get(protocol)
+        if entry is None:
+            have = ", ".join(f"{m}/{p}" for m, p in self.entries()) or "none"
+            raise InceValError(f"run {self._run_dir} has no predictions for model {model} under "
+                               f"protocol {protocol} (it has: {have})")
+        return EntryStatus(model, protocol, int(entry["protocol_version"]),
+                           self._run_dir / entry["file"], int(entry["num_rows"]),
+                           int(entry["num_classes"]), int(entry["rows_written"]),
+                           bool(entry["complete"]))
+
+    def probabilities(self, model: str, protocol: str, *,
+                      allow_incomplete: bool = False) -> np.ndarray:
+        """The stored (N, C) probabilities as a read-only memory map (dtype ``prob_dtype``).
+
+        Args:
+            model: model (or ensemble) name.
+            protocol: protocol name.
+            allow_incomplete: return the rows written so far of an unfinished file instead of
+                refusing it.
+
+        Raises:
+            InceValError: no such file, an incomplete file (unless allowed), or a file whose shape
+                or dtype disagrees with the manifest.
+        """
+        status = self.status(model, protocol)
+        if not status.complete and not allow_incomplete:
+            raise InceValError(f"{status.path} is incomplete ({status.rows_written} of "
+                               f"{status.num_rows} rows written); resume the run to finish it, "
+                               "or allow incomplete results")
+        try:
+            mm = np.load(status.path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise InceValError(f"cannot read {status.path}: {exc}") from exc
+        expected = (status.num_rows, status.num_classes)
+        if mm.shape != expected or mm.dtype != np.dtype(self._manifest["prob_dtype"]):
+            raise InceValError(f"{status.path} has shape {mm.shape} {mm.dtype} but the manifest "
+                               f"says {expected} {self._manifest['prob_dtype']}; the run is "
+                               "damaged")
+        return mm if status.complete else mm[: status.rows_written]
+
+    def iter_chunks(self, model: str, protocol: str, *, chunk_rows: int = _SCORE_CHUNK_ROWS,
+                    allow_incomplete: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (start_row, float32 block of rows) over a prediction file, ``chunk_rows`` at a
+        time, so callers never hold the whole matrix."""
+        probs = self.probabilities(model, protocol, allow_incomplete=allow_incomplete)
+        for start in range(0, probs.shape[0], chunk_rows):
+            yield start, np.asarray(probs[start:start + chunk_rows], dtype=np.float32)
+
+    def score(self, model: str, protocol: str, *,
+              allow_incomplete: bool = False) -> tuple[Score, Score]:
+        """Top-1/top-5 errors of one file on all images and on the non-blacklisted ones.
+
+        With ``allow_incomplete``, only the rows written so far are scored (``complete`` False).
+        The tie rule is :data:`inceval.engine.metrics.TIE_RULE`.
+
+        Raises:
+            InceValError: as :meth:`probabilities`, or when no rows are written yet.
+        """
+        status = self.status(model, protocol)
+        labels, black = self.labels, self.blacklisted
+        tallies = {subset: TopkTally((1, 5)) for subset in SUBSETS}
+        for start, block in self.iter_chunks(model, protocol, allow_incomplete=allow_incomplete):
+            stop = start + block.shape[0]
+            keep = ~black[start:stop]
+            tallies["all"].add(block, labels[start:stop])
+            tallies["non-blacklisted"].add(block[keep], labels[start:stop][keep])
+        if tallies["all"].images == 0:
+            raise InceValError(f"{status.path} has no rows written yet; nothing to score")
+        return tuple(  # type: ignore[return-value]
+            _score(status, subset, tallies[subset]) for subset in SUBSETS
+        )
+
+    def results(self, *, allow_incomplete: bool = False) -> list[Score]:
+        """:meth:`score` of every entry: two Scores (all, non-blacklisted) per (model, protocol).
+
+        A subset with no images (e.g. every image blacklisted) is left out.
+        """
+        scores: list[Score] = []
+        for model, protocol in self.entries():
+            for item in self.score(model, protocol, allow_incomplete=allow_incomplete):
+                if item.images:
+                    scores.append(item)
+        return scores
+
+
+def _score(status: EntryStatus, subset: str, tally: TopkTally) -> Score:
+    if tally.images == 0:
+        return Score(status.model, status.protocol, status.protocol_version, subset, 0,
+                     float("nan"), float("nan"), 0, 0, 0, 0, status.complete)
+    errors = tally.errors()
+    return Score(
+        model=status.model,
+        protocol=status.protocol,
+        protocol_version=status.protocol_version,
+        subset=subset,
+        images=tally.images,
+        top1_error=errors[1],
+        top5_error=errors[5],
+        top1_wrong=tally.images - tally.correct[1],
+        top5_wrong=tally.images - tally.correct[5],
+        top1_tie_dependent=tally.tie_dependent[1],
+        top5_tie_dependent=tally.tie_dependent[5],
+        complete=status.complete,
+    )
+
+
+def _load_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        what = "does not exist" if not run_dir.exists() else "has no manifest.json"
+        raise InceValError(f"{run_dir} {what}; give a run directory written by inceval")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InceValError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InceValError(f"{path} is not an inceval run manifest (format is not {FORMAT!r})")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        advice = ("upgrade inceval" if isinstance(version, int) and version > SCHEMA_VERSION
+                  else "rerun it with this version")
+        raise InceValError(f"{path} has store schema version {version}; this inceval reads "
+                           f"version {SCHEMA_VERSION} only; {advice}")
+    return manifest
+
+
+def _load_images(run_dir: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
+    path = run_dir / IMAGES
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InceValError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if hashlib.sha256(data).hexdigest() != manifest["images_sha256"]:
+        raise InceValError(f"{path} was changed after the run (sha256 differs from the "
+                           "manifest); restore it or rerun")
+    frame = pd.read_csv(io.BytesIO(data), dtype={"path": str}, keep_default_na=False)
+    frame["blacklisted"] = frame["blacklisted"].astype(bool)
+    return frame
+
+
+def images_difference(a: RunReader, b: RunReader) -> str | None:
+    """How two runs' images differ (fingerprint, count, labels, blacklist); None if alike."""
+    if a.fingerprint != b.fingerprint:
+        return "image lists differ (data.fingerprint)"
+    if a.num_images != b.num_images:
+        return f"image counts differ ({a.num_images} vs {b.num_images})"
+    if not np.array_equal(a.labels, b.labels):
+        return "labels differ"
+    if not np.array_equal(a.blacklisted, b.blacklisted):
+        return "blacklists differ"
+    return None
+
+
+def require_same_images(runs: Sequence[RunReader]) -> None:
+    """Refuse runs that were not made on the same images with the same labels and blacklist.
+
+    Raises:
+        InceValError: naming the first run and the first one that differs, and how.
+    """
+    for other in runs[1:]:
+        how = images_difference(runs[0], other)
+        if how:
+            raise InceValError(f"runs {runs[0].run_dir} and {other.run_dir} cannot be combined: "
+                               f"{how}")
+
+
+__all__ = [
+    "EntryStatus", "FORMAT", "PROB_DTYPES", "RunReader", "RunWriter", "SCHEMA_VERSION", "Score",
+    "SUBSETS", "TIE_RULE", "check_name", "images_difference", "require_same_images",
+]
