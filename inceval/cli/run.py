@@ -1,0 +1,146 @@
+"""``inceval run``: evaluate models under crop protocols and store per-image predictions."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from inceval.cli.console import err_console, print_json
+
+_LAYOUTS = ("auto", "valprep", "devkit", "kaggle", "list", "imagenetv2")
+
+
+@click.command(
+    "run",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  inceval run --models v3 --crops 1,12 --weights random
+      the bundled sample (8 photos), offline, random weights: checks the pipeline
+  inceval run --models v4,irv2 --crops 1,12,144 --data /imagenet/val \\
+      --blacklist ILSVRC2014_clsloc_validation_blacklist.txt
+      the paper's Tables 1-3 for two networks in one pass over the images
+  inceval run --models v4 --weights v4=/ckpt/v4.safetensors --data /imagenet/val --limit 500
+""",
+)
+@click.option("--models", "models", default="v3", show_default=True, metavar="LIST",
+              help="Comma-separated networks: v3, v4, irv1, irv2, irv2-paper (or aliases such as "
+                   "inception_v4, or a weights name such as inception_v3.tv_in1k).")
+@click.option("--crops", default="1", show_default=True, metavar="LIST",
+              help="Comma-separated crop protocols: 1, 1-slim, 10, 10-full, 12, 12-image, 12-3sq, "
+                   "12-resized, 144, or a .json/.yaml protocol file (see `inceval protocols`). "
+                   "Views shared by several protocols are computed once.")
+@click.option("--weights", default="pretrained", show_default=True, metavar="SPEC",
+              help="'pretrained' (public weights from the Hugging Face cache or hub), 'random' "
+                   "(seeded initialisation; accuracy meaningless) or a checkpoint file; per model "
+                   "with MODEL=VALUE items, e.g. 'v4=/ckpt/v4.safetensors,irv2=pretrained' or "
+                   "'random,v4=pretrained' (first item for all, then overrides).")
+@click.option("--weights-tag", default=None, metavar="SPEC",
+              help="Which public weights: a tag such as tv_in1k or tf_ens_adv_in1k, for all "
+                   "models or per model as MODEL=TAG items. Default: each model's default "
+                   "weights. For a checkpoint file it selects the evaluation settings.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="ImageNet validation folder. Default: the bundled sample of 8 labelled "
+                   "photographs (works offline).")
+@click.option("--layout", type=click.Choice(_LAYOUTS), default="auto", show_default=True,
+              help="How --data is laid out (auto detects it).")
+@click.option("--devkit", type=click.Path(path_type=Path), default=None,
+              help="ILSVRC2012_devkit_t12 folder or .tar.gz labelling a flat folder "
+                   "(devkit layout). Default: found inside or beside --data.")
+@click.option("--labels", type=click.Path(path_type=Path), default=None,
+              help="LOC_val_solution.csv (kaggle layout) or a file of 'relative/path label' "
+                   "lines (list layout).")
+@click.option("--blacklist", type=click.Path(path_type=Path), default=None,
+              help="ILSVRC2014_clsloc_validation_blacklist.txt (1,762 image numbers): results "
+                   "are reported on all images and on the non-blacklisted ones (Table 1). "
+                   "Default: none.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Evaluate only the first N images (after --subset). Default: all.")
+@click.option("--subset", default=None, metavar="FORM",
+              help="Quick-run selection: per-class:K, every:K or file:PATH. Default: all images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              metavar="N", help="Images per rendered batch (each with all of its views).")
+@click.option("--max-views-per-forward", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Most views (images x views) in one forward pass; lower it if memory runs "
+                   "out. Default: 32 on the CPU, 256 on CUDA.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, metavar="N",
+              help="DALI CPU threads, or decoding processes of the torch backend (0: decode in "
+                   "the loader thread).")
+@click.option("--device", default="auto", show_default=True,
+              help="Where the models run: auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--backend", type=click.Choice(["auto", "dali", "torch"]), default="auto",
+              show_default=True,
+              help="View loader: dali (NVIDIA DALI, GPU decoding with CUDA), torch (PIL + torch "
+                   "reference), auto (DALI when installed).")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+              default="float32", show_default=True,
+              help="Precision of the forward passes (autocast); float16 needs CUDA. Stored "
+                   "probabilities are float16 in every case.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory to create. Default: runs/NAME in the current directory.")
+@click.option("--name", default=None,
+              help="Run name, recorded in the manifest and used for the default --out. Default: "
+                   "date-time, models and crops.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Replace an earlier run in --out (refused by default).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of random weights (--weights random).")
+@click.option("--quiet", "-q", is_flag=True, default=False,
+              help="No progress or notices on stderr (the random-weights warning stays).")
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print a JSON summary on stdout instead of the tables.")
+def command(models: str, crops: str, weights: str, weights_tag: str | None, data: Path | None,
+            layout: str, devkit: Path | None, labels: Path | None, blacklist: Path | None,
+            limit: int | None, subset: str | None, batch_size: int,
+            max_views_per_forward: int | None,
+            workers: int, device: str, backend: str, dtype: str, out: Path | None, name: str | None,
+            overwrite: bool, seed: int, quiet: bool, as_json: bool) -> None:
+    """Evaluate models under crop protocols and store per-image predictions.
+
+    One pass over the images: each model computes the union of its protocols' views once per
+    image (models with the same preprocessing share the rendered views), softmax probabilities
+    are averaged over each protocol's views, and every image's probabilities are stored in the
+    run directory (manifest.json, images.csv, predictions/MODEL/PROTOCOL.npy). At the end the
+    top-1/top-5 errors on all images and on the non-blacklisted ones are printed with the
+    paper's tables. Exit status 0 on success, 2 on a usage or input error.
+    """
+    from inceval.cli.run_display import (
+        PlainProgressDisplay,
+        RichProgressDisplay,
+        plan_lines,
+        print_results,
+        random_weights_panel,
+        summary,
+    )
+    from inceval.cli.console import console
+    from inceval.engine.launch import execute, prepare
+    from inceval.engine.runspec import RunRequest
+
+    request = RunRequest.from_options(
+        models=models, crops=crops, weights=weights, weights_tag=weights_tag, data=data,
+        layout=layout, devkit=devkit, labels=labels, blacklist=blacklist, limit=limit,
+        subset=subset, batch_size=batch_size, max_views_per_forward=max_views_per_forward,
+        workers=workers, device=device, backend=backend, dtype=dtype, out=out, name=name,
+        overwrite=overwrite,
+        seed=seed, command=shlex.join(["inceval", *sys.argv[1:]]),
+    )
+    prepared = prepare(request)
+    if request.random_models:
+        err_console.print(random_weights_panel(request.random_models))
+    if not quiet:
+        for line in plan_lines(prepared):
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if quiet:
+        outcome = execute(prepared)
+    else:
+        display = (RichProgressDisplay(err_console)
+                   if err_console.is_terminal else PlainProgressDisplay(err_console))
+        with display:
+            outcome = execute(prepared, progress=display)
+    if as_json:
+        print_json(summary(prepared, outcome))
+    else:
+        print_results(console, outcome)

@@ -1,0 +1,199 @@
+"""End-to-end runs of the engine on a generated dataset whose every outcome is known in advance.
+
+The colour stand-in (tests/engine/colour_standin.py) predicts each image's label at a designed rank,
+so the top-1/top-5 errors of a correct run are fixed numbers, on all images and without the
+blacklisted ones, whatever the crop protocol and whichever view loader renders the pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inceval.data.datasets import load_val_dataset
+from inceval.data.protocols import get_protocol
+from inceval.engine.evaluate import evaluate, open_run
+from inceval.engine.plan import plan_groups
+from inceval.engine.progress import Progress
+from inceval.errors import InceValError
+from inceval.store import RunReader
+from tests.engine.colour_standin import ColourCodeNet, class_orders, write_colour_dataset
+
+NUM_IMAGES = 40
+
+
+@pytest.fixture(scope="module")
+def orders() -> np.ndarray:
+    return class_orders(seed=0)
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory: pytest.TempPathFactory, orders: np.ndarray):
+    return write_colour_dataset(tmp_path_factory.mktemp("colour"), orders, NUM_IMAGES)
+
+
+def _load(data, **kwargs):
+    return load_val_dataset(data.root, layout="list", labels_file=data.labels_file,
+                            blacklist=data.blacklist_file, **kwargs)
+
+
+def _run(run_dir: Path, models, protocols, dataset, **options):
+    writer = open_run(run_dir, models, protocols, dataset, settings={"test": True})
+    with writer:
+        stats = evaluate(models, protocols, dataset, writer, device="cpu", workers=0, **options)
+        writer.finish(stats.manifest_update())
+    return stats, RunReader(run_dir)
+
+
+def _check_expected(reader: RunReader, data, model: str, protocols: list[str]) -> None:
+    """Every stored score equals the designed one exactly, and every image's top class too."""
+    for protocol in protocols:
+        full, clean = reader.score(model, protocol)
+        for score, blacklist_free in ((full, False), (clean, True)):
+            errors = data.expected_errors(blacklist_free=blacklist_free)
+            counts = data.expected_counts(blacklist_free=blacklist_free)
+            assert score.images == counts["images"]
+            assert score.top1_wrong == counts["top1_wrong"]
+            assert score.top5_wrong == counts["top5_wrong"]
+            assert score.top1_error == errors[1]
+            assert score.top5_error == errors[5]
+        probs = np.asarray(reader.probabilities(model, protocol), dtype=np.float32)
+        np.testing.assert_array_equal(probs.argmax(axis=1), data.top1_predictions)
+
+
+def test_designed_dataset_has_all_three_outcomes(colour_data) -> None:
+    # Guards the fixture itself: hits, top-5-only hits and misses on both subsets, and a
+    # blacklist that changes the numbers (so a run that ignores it cannot pass).
+    ranks, black = colour_data.ranks, colour_data.blacklisted
+    for subset in (np.ones_like(black), ~black):
+        r = ranks[subset]
+        assert (r == 0).any() and ((r >= 1) & (r < 5)).any() and (r >= 5).any()
+    assert colour_data.expected_errors(blacklist_free=False) != \
+        colour_data.expected_errors(blacklist_free=True)
+    assert colour_data.expected_errors(blacklist_free=False) == {1: 50.0, 5: 22.5}
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("dali", marks=pytest.mark.dali)])
+def test_reported_errors_equal_designed_values(tmp_path: Path, colour_data, orders,
+                                               backend: str) -> None:
+    dataset = _load(colour_data)
+    assert len(dataset) == NUM_IMAGES and int(dataset.blacklisted.sum()) == 10
+    model = ColourCodeNet(orders, input_size=32)
+    stats, reader = _run(tmp_path / "run", [model], ["1", "12"], dataset, backend=backend,
+                         batch_size=6, chunk_size=16)
+    assert stats.images == NUM_IMAGES
+    _check_expected(reader, colour_data, "colour", ["1", "12"])
+    assert list(reader.images["path"]) == list(colour_data.names)
+    np.testing.assert_array_equal(reader.labels, colour_data.labels)
+    np.testing.assert_array_equal(reader.blacklisted, colour_data.blacklisted)
+    assert reader.manifest["finished_at"] is not None
+
+
+def test_union_of_protocols_is_computed_once_per_view(tmp_path: Path, colour_data, orders) -> None:
+    dataset = _load(colour_data, limit=6)
+    model = ColourCodeNet(orders, input_size=32)
+    stats, reader = _run(tmp_path / "run", [model], ["1", "12", "144"], dataset,
+                         backend="torch", batch_size=4, max_views_per_forward=50)
+    entry = reader.manifest["models"]["colour"]
+    # "12" is a subset of "144"; "1" (shorter side floor(32/0.875) = 36) is not among the 144
+    # (shorter sides 37, 41, 46, 50), so the union has 145 views, not 1 + 12 + 144 = 157.
+    assert entry["views_per_image"] == 145
+    assert entry["views_per_image_by_protocol"] == {"1": 1, "12": 12, "144": 144}
+    assert model.views_seen == 6 * 145
+    assert model.calls == int(np.ceil(4 * 145 / 50)) + int(np.ceil(2 * 145 / 50))
+    assert stats.views_per_image == {"colour": 145}
+    assert len(reader.manifest["view_groups"][0]["views"]) == 145
+    assert len(reader.manifest["protocols"]["144"]["views"]) == 144
+    for protocol in ("1", "12", "144"):
+        full, _ = reader.score("colour", protocol)
+        assert full.images == 6
+
+
+def test_union_at_299_pixels_has_145_views(orders) -> None:
+    # The same count at the paper's input size, for a model with v4's evaluation settings.
+    model = ColourCodeNet(orders, input_size=299)
+    (group,) = plan_groups([model], [get_protocol(p) for p in ("1", "12", "144")])
+    assert group.views_per_image == 145
+    assert [len(i) for i in group.protocol_views] == [1, 12, 144]
+
+
+def test_models_with_equal_settings_share_rendered_views(tmp_path: Path, colour_data,
+                                                         orders) -> None:
+    dataset = _load(colour_data, limit=12)
+    a = ColourCodeNet(orders, input_size=32, name="a")
+    b = ColourCodeNet(orders, input_size=32, name="b")
+    c = ColourCodeNet(orders, input_size=40, name="c")
+    stats, reader = _run(tmp_path / "run", [a, c, b], ["1", "12"], dataset, backend="torch",
+                         batch_size=5)
+    groups = reader.manifest["view_groups"]
+    assert [g["models"] for g in groups] == [["a", "b"], ["c"]]
+    assert [len(g["views"]) for g in groups] == [13, 13]
+    assert stats.rendered_views == 12 * (13 + 13)
+    assert stats.model_views == 12 * 13 * 3
+    assert a.views_seen == b.views_seen == c.views_seen == 12 * 13
+    expected = np.asarray(colour_data.top1_predictions[:12])
+    for name in ("a", "b", "c"):
+        for protocol in ("1", "12"):
+            probs = np.asarray(reader.probabilities(name, protocol), dtype=np.float32)
+            np.testing.assert_array_equal(probs.argmax(axis=1), expected)
+
+
+def test_progress_reports_reach_the_totals(tmp_path: Path, colour_data, orders) -> None:
+    dataset = _load(colour_data, limit=10)
+    reports: list[Progress] = []
+    _run(tmp_path / "run", [ColourCodeNet(orders)], ["12"], dataset, backend="torch",
+         batch_size=3, chunk_size=4, max_views_per_forward=20, progress=reports.append)
+    # Chunks of 4 images in batches of 3 (3+1, 3+1, 2) with 12 views each, forward calls of at
+    # most 20 views: a report after every call (views) and at every batch end (images).
+    assert [(r.images_done, r.views_done) for r in reports] == [
+        (0, 20), (0, 36), (3, 36), (3, 48), (4, 48), (4, 68), (4, 84), (7, 84), (7, 96),
+        (8, 96), (8, 116), (8, 120), (10, 120), (10, 120)]
+    assert reports[-1].finished and not any(r.finished for r in reports[:-1])
+    assert reports[-1].images_done == reports[-1].images_total == 10
+    assert reports[-1].views_done == reports[-1].views_total == 10 * 12
+    assert sorted({r.chunk for r in reports}) == [0, 1, 2] and reports[-1].chunks == 3
+
+
+def test_undecodable_image_stops_the_run_and_keeps_earlier_rows(tmp_path: Path, colour_data,
+                                                                orders) -> None:
+    dataset = _load(colour_data, limit=10)
+    bad = dataset.root / dataset.records[7].path
+    original = bad.read_bytes()
+    try:
+        bad.write_bytes(b"not a jpeg")
+        model = ColourCodeNet(orders)
+        writer = open_run(tmp_path / "run", [model], ["1"], dataset)
+        with pytest.raises(InceValError, match=dataset.records[7].path.rsplit("/", 1)[-1]):
+            with writer:
+                evaluate([model], ["1"], dataset, writer, backend="torch", device="cpu",
+                         workers=0, batch_size=2)
+    finally:
+        bad.write_bytes(original)
+    reader = RunReader(tmp_path / "run")
+    status = reader.status("colour", "1")
+    assert status.rows_written == 6 and not status.complete  # batches 0-1, 2-3, 4-5
+    probs = np.asarray(reader.probabilities("colour", "1", allow_incomplete=True), np.float32)
+    np.testing.assert_array_equal(probs.argmax(axis=1), colour_data.top1_predictions[:6])
+
+
+def test_duplicate_model_names_are_refused(tmp_path: Path, colour_data, orders) -> None:
+    dataset = _load(colour_data, limit=2)
+    models = [ColourCodeNet(orders), ColourCodeNet(orders)]
+    with pytest.raises(InceValError, match="model colour is listed twice"):
+        open_run(tmp_path / "run", models, ["1"], dataset)
+
+
+def test_a_model_without_eval_config_is_refused(tmp_path: Path, colour_data) -> None:
+    dataset = _load(colour_data, limit=2)
+    model = torch.nn.Linear(3, 3)
+    model.model_name = "bare"
+    with pytest.raises(InceValError, match="model bare has no eval_config"):
+        open_run(tmp_path / "run", [model], ["1"], dataset)
+
+
+def test_a_protocol_named_twice_is_refused(orders) -> None:
+    with pytest.raises(InceValError, match="names protocol 12 twice"):
+        plan_groups([ColourCodeNet(orders)], [get_protocol("12"), get_protocol("12")])
