@@ -115,7 +115,7 @@ class PlainProgressDisplay:
         self._console = console
         self._interval_s = interval_s
         self._last = time.monotonic()
-        self._last_views = -1
+        self._last_printed: tuple[int, int] | None = None
 
     def __enter__(self) -> "PlainProgressDisplay":
         return self
@@ -125,12 +125,13 @@ class PlainProgressDisplay:
 
     def __call__(self, report: Progress) -> None:
         now = time.monotonic()
-        if report.views_done == self._last_views:
-            return  # the final report repeats the last batch's numbers
+        counts = (report.images_done, report.views_done)
+        if counts == self._last_printed:
+            return  # the final report may repeat the numbers of the line already printed
         if not report.finished and now - self._last < self._interval_s:
             return
         self._last = now
-        self._last_views = report.views_done
+        self._last_printed = counts
         width = len(str(report.images_total))
         self._console.print(
             f"[{report.images_done:>{width}}/{report.images_total} images] "
