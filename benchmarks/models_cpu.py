@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +28,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import machine_info as describe_machine  # noqa: E402
+
 from inceval.models import (  # noqa: E402
     autocast_context,
     create_model,
@@ -38,27 +39,9 @@ from inceval.models import (  # noqa: E402
 from inceval.models.complexity import count_macs  # noqa: E402
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, object]:
     """What the numbers were measured on."""
-    return {
-        "cpu": _cpu_model(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "mkldnn": torch.backends.mkldnn.is_available(),
-    }
+    return describe_machine(mkldnn=torch.backends.mkldnn.is_available())
 
 
 def time_forward(

@@ -15,17 +15,17 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.machine import machine_info as describe_machine  # noqa: E402
 
 from inceval.data.pipeline import iter_dali_batches  # noqa: E402
 from inceval.data.protocols import get_protocol  # noqa: E402
@@ -35,30 +35,11 @@ from inceval.eval_config import EvalConfig  # noqa: E402
 from tests.photos import write_photo_set  # noqa: E402
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, object]:
     """What the numbers were measured on."""
     import nvidia.dali
 
-    return {
-        "cpu": _cpu_model(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "dali": nvidia.dali.__version__,
-        "gpu": "none (DALI CPU-only)",
-    }
+    return describe_machine(dali=nvidia.dali.__version__, gpu="none (DALI CPU-only)")
 
 
 def time_run(batches: Callable[[], Iterator[ViewBatch]]) -> dict[str, float]:
