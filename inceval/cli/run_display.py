@@ -59,11 +59,12 @@ def plan_lines(prepared: PreparedRun) -> list[str]:
                    "inceval/sample/SOURCES.md)"
     names = prepared.names
     for group in prepared.groups:
+        # A protocol has as many views for every model of one input size.
         per = ", ".join(f"{p.name}: {len(idx)}" for p, idx in zip(prepared.protocols,
-                                                                  group.protocol_views))
-        members = ", ".join(names[i] for i in group.members)
-        lines.append(f"models {members}: {group.eval_config.input_size} px input, "
-                     f"{group.views_per_image} distinct views per image ({per})")
+                                                                  group.members[0].protocol_views))
+        distinct = ", ".join(f"{names[m.position]} {m.views_per_image}" for m in group.members)
+        lines.append(f"{group.input_size} px input: rendered {group.rendered_views_per_image} "
+                     f"views per image; {distinct} distinct ({per})")
     lines.append(f"device: {prepared.device}, dtype {prepared.request.dtype}, "
                  f"backend {resolve_backend(prepared.request.backend)}; "
                  f"output: {prepared.run_dir}")

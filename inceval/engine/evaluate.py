@@ -1,11 +1,12 @@
 """The evaluation engine: models x crop protocols over a dataset, into a run directory.
 
-One pass over the images. Models with equal evaluation settings form a view group
+One pass over the images. Models of one input size form a view group
 (:mod:`inceval.engine.plan`); per chunk of images and per group, a producer thread renders the
-union of the protocols' views (:mod:`inceval.engine.producer`); each model of the group computes
-every distinct view once and averages softmax probabilities over each protocol's views
-(:mod:`inceval.engine.forward`); the rows go to the :class:`~inceval.store.RunWriter` as each batch
-finishes, so the N x 1000 matrices never sit in memory.
+union of all members' protocol views once (:mod:`inceval.engine.producer`); each model of the
+group computes each of its own distinct views once and averages softmax probabilities over each
+protocol's views (:mod:`inceval.engine.forward`); the rows go to the
+:class:`~inceval.store.RunWriter` as each batch finishes, so the N x 1000 matrices never sit in
+memory.
 
 Typical use (the CLI does the same through :mod:`inceval.engine.launch`)::
 
@@ -32,10 +33,11 @@ from inceval.data.datasets import ValDataset
 from inceval.data.protocols import Protocol, get_protocol
 from inceval.data.views import ViewBatch, ViewSpec
 from inceval.engine.forward import ModelRunner
-from inceval.engine.plan import ViewGroup, plan_groups
+from inceval.engine.plan import MemberViews, ViewGroup, plan_groups
 from inceval.engine.producer import BatchSource, RenderedBatch, ViewProducer, make_chunks
 from inceval.engine.progress import Progress, ProgressCallback
 from inceval.errors import InceValError
+from inceval.eval_config import EvalConfig
 from inceval.store import RunWriter, check_name
 
 DEFAULT_BATCH_SIZE = 8
@@ -52,8 +54,10 @@ class RunStats:
 
     Attributes:
         images: images evaluated.
-        model_views: views computed by models (per image: the sum over models of their union).
-        rendered_views: views rendered by the loader (per image: the sum over view groups).
+        model_views: views computed by models (per image: the sum over models of their own
+            distinct views).
+        rendered_views: views rendered by the loader (per image: the sum over view groups of the
+            union of their members' views).
         views_per_image: model name -> distinct views it computed per image.
         seconds: wall time of the pass over the images.
         started_at: ISO time of the first batch request.
@@ -155,10 +159,15 @@ def model_names(models: Sequence[nn.Module]) -> list[str]:
     return names
 
 
-def _eval_config_dict(group: ViewGroup) -> dict[str, Any]:
-    config = asdict(group.eval_config)
-    config["resize_size"] = group.eval_config.resize_size
+def _eval_config_dict(eval_config: EvalConfig) -> dict[str, Any]:
+    config = asdict(eval_config)
+    config["resize_size"] = eval_config.resize_size
     return config
+
+
+def _member_of(groups: Sequence[ViewGroup]) -> dict[int, tuple[ViewGroup, MemberViews]]:
+    """Model position -> its view group and its share of the group's views."""
+    return {member.position: (group, member) for group in groups for member in group.members}
 
 
 def build_manifest(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
@@ -181,11 +190,11 @@ def build_manifest(models: Sequence[nn.Module], protocols: Sequence[Protocol | s
     protocols = as_protocols(protocols)
     names = model_names(models)
     groups = plan_groups(models, protocols)
-    group_of = {position: group for group in groups for position in group.members}
+    member_of = _member_of(groups)
     model_entries: dict[str, Any] = {}
     for position, (name, model) in enumerate(zip(names, models)):
         info = dict(getattr(model, "weights_info", None) or {})
-        group = group_of[position]
+        group, member = member_of[position]
         model_entries[name] = {
             "class": type(model).__name__,
             "weights": info.get("source"),
@@ -193,32 +202,36 @@ def build_manifest(models: Sequence[nn.Module], protocols: Sequence[Protocol | s
             "weights_file": info.get("path"),
             "weights_sha256": info.get("sha256"),
             "weights_info": info,
-            "eval_config": _eval_config_dict(group),
+            "eval_config": _eval_config_dict(member.eval_config),
             "inference_form": getattr(model, "inference_form", None),
             "view_group": group.number,
-            "views_per_image": group.views_per_image,
+            "views_per_image": member.views_per_image,
             "views_per_image_by_protocol": {p.name: int(len(idx))
-                                            for p, idx in zip(protocols, group.protocol_views)},
+                                            for p, idx in zip(protocols, member.protocol_views)},
         }
-    first = groups[0]
+    first_group, first = member_of[0]
     protocol_entries = {
         p.name: {
             "version": p.version,
             "description": p.description,
             "source": p.source,
             "num_views": p.num_views,
-            # Labels at the first view group's input size; other groups: see view_groups.
-            "views": [first.views[i].label for i in idx],
+            # Labels for the first model; "1" follows each model's crop_pct and the views follow
+            # its input size: see view_groups for every model's.
+            "views": [first_group.views[i].label for i in idx],
         }
         for p, idx in zip(protocols, first.protocol_views)
     }
     view_groups = [
         {
-            "models": [names[i] for i in group.members],
-            "eval_config": _eval_config_dict(group),
+            "input_size": group.input_size,
+            "models": [names[i] for i in group.positions],
             "views": [view.label for view in group.views],
-            "protocol_views": {p.name: [int(i) for i in idx]
-                               for p, idx in zip(protocols, group.protocol_views)},
+            "protocol_views": {
+                names[member.position]: {p.name: [int(i) for i in idx]
+                                         for p, idx in zip(protocols, member.protocol_views)}
+                for member in group.members
+            },
         }
         for group in groups
     ]
@@ -352,13 +365,13 @@ def evaluate(
     protocols = as_protocols(protocols)
     names = model_names(models)
     groups = plan_groups(models, protocols)
-    runners = {i: ModelRunner(models[i], group.eval_config, torch_device, precision,
-                              max_views_per_forward)
-               for group in groups for i in group.members}
+    runners = {member.position: ModelRunner(models[member.position], member.eval_config,
+                                            torch_device, precision, max_views_per_forward)
+               for group in groups for member in group.members}
 
     num_images = len(dataset)
     chunks = make_chunks(num_images, chunk_size)
-    views_total = num_images * sum(g.views_per_image * len(g.members) for g in groups)
+    views_total = num_images * sum(m.views_per_image for g in groups for m in g.members)
     opened: set[tuple[str, str]] = set()
     views_done = 0
     images_done = 0
@@ -381,10 +394,10 @@ def evaluate(
         for batch in producer:
             start = _check_contiguous(batch)
             chunk_number = batch.chunk.number
-            for position in batch.group.members:
-                name = names[position]
-                probs = runners[position].protocol_probabilities(
-                    batch.views, batch.group.protocol_views, count_views)
+            for member in batch.group.members:
+                name = names[member.position]
+                probs = runners[member.position].protocol_probabilities(
+                    batch.views, member.computed_protocol_views, count_views, member.selection)
                 for protocol, rows in zip(protocols, probs):
                     if (name, protocol.name) not in opened:
                         writer.open_predictions(name, protocol.name, num_classes=rows.shape[1])
@@ -402,8 +415,8 @@ def evaluate(
     return RunStats(
         images=num_images,
         model_views=views_total,
-        rendered_views=num_images * sum(g.views_per_image for g in groups),
-        views_per_image={names[i]: g.views_per_image for g in groups for i in g.members},
+        rendered_views=num_images * sum(g.rendered_views_per_image for g in groups),
+        views_per_image={names[m.position]: m.views_per_image for g in groups for m in g.members},
         seconds=seconds,
         started_at=started_at,
         ended_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -71,17 +71,24 @@ class ModelRunner:
         return probs.view(b, n, probs.shape[-1])
 
     def protocol_probabilities(self, views: torch.Tensor, protocol_views: Sequence[np.ndarray],
-                               on_views: Callable[[int], None] | None = None) -> list[torch.Tensor]:
+                               on_views: Callable[[int], None] | None = None,
+                               selection: np.ndarray | None = None) -> list[torch.Tensor]:
         """Per protocol, the mean softmax over its views.
 
         Args:
-            views: uint8 (B, N, 3, H, W) holding the union of the protocols' views.
-            protocol_views: per protocol, indices of its views along dimension 1 of ``views``.
+            views: uint8 (B, N, 3, H, W): the rendered views (of several models, maybe).
+            protocol_views: per protocol, indices of its views along dimension 1 of the views the
+                model computes: ``views``, or ``views[:, selection]`` when ``selection`` is given.
             on_views: called with the number of views after each forward call.
+            selection: indices along dimension 1 of ``views`` of the views this model computes,
+                each once; None to compute every rendered view.
 
         Returns:
             Per protocol, float32 (B, classes) on the CPU.
         """
+        if selection is not None:
+            index = torch.as_tensor(selection, dtype=torch.long, device=views.device)
+            views = views.index_select(1, index)
         probs = self.probabilities(views, on_views)
         result = []
         for indices in protocol_views:

@@ -53,7 +53,8 @@ class PreparedRun:
         dataset: the images.
         models: the built models, in ``--models`` order.
         device: where the models will run.
-        groups: the models grouped by evaluation settings, with their views.
+        groups: the models grouped by input size, with the views each group renders and
+            each model computes.
         run_dir: the output directory.
         bundled_sample: whether ``dataset`` is the bundled sample.
     """

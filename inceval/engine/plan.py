@@ -1,10 +1,13 @@
 """Which views a run renders, and which of them each model and protocol uses.
 
-Models whose :class:`~inceval.eval_config.EvalConfig` is equal see identical pixels for every
-protocol, so they form one *view group*: the union of the protocols' views is rendered once per
-image and fed to each model of the group. A protocol's views are then index arrays into that
-union, and a model computes each distinct view once however many protocols share it (the 12 views
-of ``"12"`` are a subset of ``"144"``, so ``1,12,144`` costs 145 views at 299 pixels, not 157).
+Views are rendered as uint8 pixels and every model normalises them itself, so only the input size
+decides which models can share a rendering: models of one input size form a *view group*. The
+group renders the union of all its members' protocol views once per image (Inception-v4 and
+Inception-ResNet-v2 differ only in the single-crop view of ``"1"``, so ``1,12,144`` renders 146
+views at 299 pixels for the pair, not 290). Each member computes its own distinct views once
+however many protocols share them (the 12 views of ``"12"`` are a subset of ``"144"``, so
+``1,12,144`` costs each model 145 views, not 157), and a protocol's views are index arrays into
+them.
 """
 
 from __future__ import annotations
@@ -22,27 +25,60 @@ from inceval.errors import InceValError
 
 
 @dataclass(frozen=True, eq=False)
+class MemberViews:
+    """One model's share of a view group.
+
+    Attributes:
+        position: position of the model in the run's model list.
+        eval_config: the model's own preprocessing (its mean/std normalise the shared pixels).
+        views: int64 indices into the group's views of the model's distinct views, in the order
+            the model computes them (the order it would render them alone).
+        protocol_views: per protocol (in run order), int64 indices of its views into the group's
+            views, in the protocol's order.
+        selection: ``views`` when the model computes something other than the rendered views as
+            they are (a subset, or another order); None when it computes all of them in order.
+        computed_protocol_views: per protocol, int64 indices of its views along dimension 1 of
+            what the model computes: the rendered views, or ``selection`` of them.
+    """
+
+    position: int
+    eval_config: EvalConfig
+    views: np.ndarray
+    protocol_views: tuple[np.ndarray, ...]
+    selection: np.ndarray | None
+    computed_protocol_views: tuple[np.ndarray, ...]
+
+    @property
+    def views_per_image(self) -> int:
+        """Distinct views the model computes per image."""
+        return len(self.views)
+
+
+@dataclass(frozen=True, eq=False)
 class ViewGroup:
     """Models that share one rendering of the views.
 
     Attributes:
         number: position of the group in the run (0-based).
-        eval_config: the preprocessing every member shares.
-        views: the union of the protocols' views, rendered once per image.
-        protocol_views: per protocol (in run order), int64 indices of its views into ``views``.
-        members: positions of the member models in the run's model list.
+        input_size: the side of every view of the group, in pixels.
+        views: the union of every member's protocol views, rendered once per image.
+        members: the member models, in run order.
     """
 
     number: int
-    eval_config: EvalConfig
+    input_size: int
     views: tuple[ViewSpec, ...]
-    protocol_views: tuple[np.ndarray, ...]
-    members: tuple[int, ...]
+    members: tuple[MemberViews, ...]
 
     @property
-    def views_per_image(self) -> int:
-        """Distinct views each member computes per image."""
+    def rendered_views_per_image(self) -> int:
+        """Views the loader renders per image for this group."""
         return len(self.views)
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        """Positions of the member models in the run's model list."""
+        return tuple(member.position for member in self.members)
 
 
 def model_eval_config(model: nn.Module) -> EvalConfig:
@@ -59,15 +95,26 @@ def model_eval_config(model: nn.Module) -> EvalConfig:
     return config
 
 
+def _member(position: int, config: EvalConfig, view_lists: Sequence[Sequence[ViewSpec]],
+            index_of: dict[ViewSpec, int], num_rendered: int) -> MemberViews:
+    own, own_protocol_views = union_views(view_lists)
+    views = np.asarray([index_of[view] for view in own], dtype=np.int64)
+    protocol_views = tuple(views[idx] for idx in own_protocol_views)
+    if np.array_equal(views, np.arange(num_rendered)):
+        return MemberViews(position, config, views, protocol_views, None, protocol_views)
+    return MemberViews(position, config, views, protocol_views, views, tuple(own_protocol_views))
+
+
 def plan_groups(models: Sequence[nn.Module], protocols: Sequence[Protocol]) -> list[ViewGroup]:
-    """Group models by evaluation settings and resolve each group's union of views.
+    """Group models by input size and resolve each group's union of views.
 
     Args:
         models: the run's models, each with an ``eval_config``.
         protocols: the run's protocols, applied to every model.
 
     Returns:
-        One group per distinct ``eval_config``, in order of first appearance.
+        One group per distinct input size, in order of first appearance; its views in order of
+        first appearance over its members (run order) and their protocols (run order).
 
     Raises:
         InceValError: for no models or protocols, a protocol named twice, or a protocol that does
@@ -81,11 +128,16 @@ def plan_groups(models: Sequence[nn.Module], protocols: Sequence[Protocol]) -> l
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InceValError(f"--crops names protocol {repeated[0]} twice; list each protocol once")
-    members: dict[EvalConfig, list[int]] = {}
+    by_size: dict[int, list[tuple[int, EvalConfig, list[tuple[ViewSpec, ...]]]]] = {}
     for position, model in enumerate(models):
-        members.setdefault(model_eval_config(model), []).append(position)
+        config = model_eval_config(model)
+        view_lists = [protocol.resolve(config) for protocol in protocols]
+        by_size.setdefault(config.input_size, []).append((position, config, view_lists))
     groups = []
-    for number, (config, positions) in enumerate(members.items()):
-        views, indices = union_views([protocol.resolve(config) for protocol in protocols])
-        groups.append(ViewGroup(number, config, views, tuple(indices), tuple(positions)))
+    for number, (size, entries) in enumerate(by_size.items()):
+        views, _ = union_views([listed for _, _, lists in entries for listed in lists])
+        index_of = {view: i for i, view in enumerate(views)}
+        members = tuple(_member(position, config, lists, index_of, len(views))
+                        for position, config, lists in entries)
+        groups.append(ViewGroup(number, size, views, members))
     return groups

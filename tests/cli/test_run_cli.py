@@ -11,6 +11,10 @@ import torch
 from click.testing import CliRunner
 
 from inceval.cli import cli, main
+from inceval.cli.run_display import plan_lines
+from inceval.engine import launch
+from inceval.engine.runspec import RunRequest
+from inceval.models import get_eval_config
 from inceval.store import RunReader
 
 # The README Quick start's main-job command (after `inceval`): bundled sample, offline.
@@ -141,3 +145,23 @@ def test_help_explains_every_option() -> None:
                    "--out", "--name", "--overwrite", "--seed", "--quiet", "--json"):
         assert option in result.output
     assert "default: 8" in result.output and "default: float32" in result.output
+
+
+def test_plan_lines_show_one_rendering_per_input_size(tmp_path: Path, monkeypatch) -> None:
+    def light_models(request: RunRequest) -> list[torch.nn.Module]:
+        # Only the names and evaluation settings matter for the plan; no network is built.
+        models = []
+        for name in request.models:
+            model = torch.nn.Identity()
+            model.model_name = name
+            model.eval_config = get_eval_config(name, request.weights_tags.get(name))
+            models.append(model)
+        return models
+
+    monkeypatch.setattr(launch, "_build_models", light_models)
+    request = RunRequest.from_options(models="v4,irv2", crops="1,12,144", weights="random",
+                                      weights_tag=None, out=tmp_path / "run")
+    lines = plan_lines(launch.prepare(request))
+    assert "299 px input: rendered 146 views per image; v4 145, irv2 145 distinct " \
+           "(1: 1, 12: 12, 144: 144)" in lines
+    assert sum("px input" in line for line in lines) == 1

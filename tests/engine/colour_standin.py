@@ -48,11 +48,13 @@ class ColourCodeNet(nn.Module):
         orders: (NUM_CODES, 1000) class order per code, from :func:`class_orders`.
         input_size: model input side in pixels (reduced sizes keep the tests fast).
         name: the model name recorded in the run.
+        crop_pct: the single-crop rule (0.875 as Inception-v4, 0.8975 as Inception-ResNet-v2).
     """
 
-    def __init__(self, orders: np.ndarray, input_size: int = 32, name: str = "colour") -> None:
+    def __init__(self, orders: np.ndarray, input_size: int = 32, name: str = "colour",
+                 crop_pct: float = 0.875) -> None:
         super().__init__()
-        self.eval_config = EvalConfig(input_size=input_size, crop_pct=0.875,
+        self.eval_config = EvalConfig(input_size=input_size, crop_pct=crop_pct,
                                       interpolation="bicubic")
         self.model_name = name
         self.weights_info = {"source": "stand-in", "tag": None, "path": None, "sha256": None,

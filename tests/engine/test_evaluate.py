@@ -15,12 +15,16 @@ import torch
 
 from inceval.data.datasets import load_val_dataset
 from inceval.data.protocols import get_protocol
+from inceval.engine import evaluate as evaluate_module
 from inceval.engine.evaluate import evaluate, open_run
 from inceval.engine.plan import plan_groups
 from inceval.engine.progress import Progress
 from inceval.errors import InceValError
+from inceval.eval_config import EvalConfig
+from inceval.models import get_eval_config
 from inceval.store import RunReader
 from tests.engine.colour_standin import ColourCodeNet, class_orders, write_colour_dataset
+from tests.photos import write_photo_set
 
 NUM_IMAGES = 40
 
@@ -116,12 +120,48 @@ def test_union_at_299_pixels_has_145_views(orders) -> None:
     # The same count at the paper's input size, for a model with v4's evaluation settings.
     model = ColourCodeNet(orders, input_size=299)
     (group,) = plan_groups([model], [get_protocol(p) for p in ("1", "12", "144")])
-    assert group.views_per_image == 145
-    assert [len(i) for i in group.protocol_views] == [1, 12, 144]
+    (member,) = group.members
+    assert group.rendered_views_per_image == member.views_per_image == 145
+    assert [len(i) for i in member.protocol_views] == [1, 12, 144]
+    assert member.selection is None  # the only model computes the rendered views as they are
 
 
-def test_models_with_equal_settings_share_rendered_views(tmp_path: Path, colour_data,
-                                                         orders) -> None:
+def test_v4_and_irv2_settings_render_146_views_at_299_pixels(orders) -> None:
+    # Inception-v4 (crop_pct 0.875), Inception-ResNet-v2 (0.8975) and Inception-v3 with Gluon
+    # weights (ImageNet mean/std) share one rendering: only the 1-crop views differ (shorter side
+    # 341 vs 333); mean/std are applied by each model to the same uint8 pixels.
+    models = []
+    for name, tag in (("v4", None), ("irv2", None), ("v3", "gluon_in1k")):
+        model = ColourCodeNet(orders, input_size=299, name=name)
+        model.eval_config = get_eval_config(name, tag)
+        models.append(model)
+    assert len({m.eval_config for m in models}) == 3
+    protocols = [get_protocol(p) for p in ("1", "12", "144")]
+    (group,) = plan_groups(models, protocols)
+    v4, irv2, v3 = group.members
+    assert group.input_size == 299 and group.positions == (0, 1, 2)
+    assert group.rendered_views_per_image == 146
+    assert [m.views_per_image for m in group.members] == [145, 145, 145]
+    assert [m.eval_config for m in group.members] == [m.eval_config for m in models]
+    assert group.views[int(v4.protocol_views[0][0])].label == "s341 image centre"
+    assert group.views[int(irv2.protocol_views[0][0])].label == "s333 image centre"
+    for member, model in zip(group.members, models):
+        for protocol, indices, computed in zip(protocols, member.protocol_views,
+                                               member.computed_protocol_views):
+            # Every protocol index points at exactly the view the model alone would use, and so
+            # does the index into what the model computes.
+            assert tuple(group.views[i] for i in indices) == protocol.resolve(model.eval_config)
+            np.testing.assert_array_equal(member.selection[computed], indices)
+        assert len(set(member.views.tolist())) == 145
+    # Each model computes its own views in the order it would render them alone: v4 and v3 leave
+    # out IRv2's 1-crop view, IRv2 computes its own first.
+    np.testing.assert_array_equal(v4.selection, np.arange(145))
+    np.testing.assert_array_equal(irv2.selection, [145, *range(1, 145)])
+    np.testing.assert_array_equal(v3.selection, np.arange(145))
+
+
+def test_models_of_one_input_size_share_rendered_views(tmp_path: Path, colour_data,
+                                                       orders) -> None:
     dataset = _load(colour_data, limit=12)
     a = ColourCodeNet(orders, input_size=32, name="a")
     b = ColourCodeNet(orders, input_size=32, name="b")
@@ -130,6 +170,7 @@ def test_models_with_equal_settings_share_rendered_views(tmp_path: Path, colour_
                          batch_size=5)
     groups = reader.manifest["view_groups"]
     assert [g["models"] for g in groups] == [["a", "b"], ["c"]]
+    assert [g["input_size"] for g in groups] == [32, 40]
     assert [len(g["views"]) for g in groups] == [13, 13]
     assert stats.rendered_views == 12 * (13 + 13)
     assert stats.model_views == 12 * 13 * 3
@@ -139,6 +180,129 @@ def test_models_with_equal_settings_share_rendered_views(tmp_path: Path, colour_
         for protocol in ("1", "12"):
             probs = np.asarray(reader.probabilities(name, protocol), dtype=np.float32)
             np.testing.assert_array_equal(probs.argmax(axis=1), expected)
+
+
+def _counting_loader(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the views the loader really renders (images x views of every batch)."""
+    rendered: list[int] = []
+    make = evaluate_module._loader
+
+    def loader(*args, **kwargs):
+        source = make(*args, **kwargs)
+
+        def counted(paths, views, batch_size):
+            for batch in source(paths, views, batch_size):
+                rendered.append(int(batch.views.shape[0] * batch.views.shape[1]))
+                yield batch
+
+        return counted
+
+    monkeypatch.setattr(evaluate_module, "_loader", loader)
+    return rendered
+
+
+CROPS = ["1", "12", "144"]
+
+
+def test_crop_pct_alone_does_not_split_a_view_group(tmp_path: Path, colour_data, orders,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # As Inception-v4 and Inception-ResNet-v2: the same input size, 1-crop views at shorter sides
+    # floor(32 / 0.875) = 36 and floor(32 / 0.8975) = 35, the 144 (and 12) views identical.
+    images = 6
+    dataset = _load(colour_data, limit=images)
+    rendered = _counting_loader(monkeypatch)
+    v4 = ColourCodeNet(orders, input_size=32, name="v4like")
+    irv2 = ColourCodeNet(orders, input_size=32, name="irv2like", crop_pct=0.8975)
+    stats, reader = _run(tmp_path / "shared", [v4, irv2], CROPS, dataset, backend="torch",
+                         batch_size=4, max_views_per_forward=50)
+
+    assert sum(rendered) == stats.rendered_views == images * 146
+    assert stats.model_views == images * 2 * 145
+    assert stats.views_per_image == {"v4like": 145, "irv2like": 145}
+    assert v4.views_seen == irv2.views_seen == images * 145
+    # Each model's 145 views in forward calls of at most 50: batches of 4 and 2 images.
+    assert v4.calls == irv2.calls == int(np.ceil(4 * 145 / 50)) + int(np.ceil(2 * 145 / 50))
+
+    manifest = reader.manifest
+    (group,) = manifest["view_groups"]
+    assert group["models"] == ["v4like", "irv2like"] and group["input_size"] == 32
+    assert len(group["views"]) == len(set(group["views"])) == 146
+    for name, crop_pct, side in (("v4like", 0.875, 36), ("irv2like", 0.8975, 35)):
+        entry = manifest["models"][name]
+        assert entry["view_group"] == 0
+        assert entry["views_per_image"] == 145
+        assert entry["views_per_image_by_protocol"] == {"1": 1, "12": 12, "144": 144}
+        assert entry["eval_config"]["crop_pct"] == crop_pct
+        assert entry["eval_config"]["resize_size"] == side
+        (one,) = group["protocol_views"][name]["1"]
+        assert group["views"][one] == f"s{side} image centre"
+    ours, theirs = group["protocol_views"]["v4like"], group["protocol_views"]["irv2like"]
+    assert ours["12"] == theirs["12"] and ours["144"] == theirs["144"]
+    assert set(ours["12"]) < set(ours["144"])
+    assert manifest["protocols"]["1"]["views"] == ["s36 image centre"]
+
+    # Each model alone stores the same rows, bit for bit.
+    for name, crop_pct in (("v4like", 0.875), ("irv2like", 0.8975)):
+        alone = ColourCodeNet(orders, input_size=32, name=name, crop_pct=crop_pct)
+        rendered.clear()
+        alone_stats, alone_reader = _run(tmp_path / name, [alone], CROPS, dataset,
+                                         backend="torch", batch_size=4, max_views_per_forward=50)
+        assert sum(rendered) == alone_stats.rendered_views == images * 145
+        for protocol in CROPS:
+            np.testing.assert_array_equal(np.asarray(reader.probabilities(name, protocol)),
+                                          np.asarray(alone_reader.probabilities(name, protocol)))
+        probs = np.asarray(reader.probabilities(name, "144"), dtype=np.float32)
+        np.testing.assert_array_equal(probs.argmax(axis=1), colour_data.top1_predictions[:images])
+
+
+class _PixelNet(torch.nn.Module):
+    """A classifier whose every view gives other probabilities (the colour stand-in cannot tell
+    views of a flat image apart), with the same weights whatever its evaluation settings."""
+
+    def __init__(self, name: str, crop_pct: float) -> None:
+        super().__init__()
+        self.eval_config = EvalConfig(input_size=32, crop_pct=crop_pct, interpolation="bicubic")
+        self.model_name = name
+        self.weights_info = {"source": "stand-in", "tag": None, "path": None, "sha256": None}
+        generator = torch.Generator().manual_seed(0)
+        self.weight = torch.nn.Parameter(torch.randn(1000, 3 * 4 * 4, generator=generator))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+        return 3.0 * features @ self.weight.T
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("dali", marks=pytest.mark.dali)])
+def test_shared_rendering_feeds_each_model_its_own_views(tmp_path: Path, backend: str) -> None:
+    photos = write_photo_set(tmp_path / "photos")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"{p.name} {i}\n" for i, p in enumerate(photos)))
+    dataset = load_val_dataset(tmp_path / "photos", layout="list", labels_file=labels)
+    crops = ["1", "12", "144"]
+
+    def run(name: str, models: list[torch.nn.Module]) -> RunReader:
+        _, reader = _run(tmp_path / name, models, crops, dataset, backend=backend,
+                         batch_size=3, max_views_per_forward=64)
+        return reader
+
+    shared = run("shared", [_PixelNet("v4like", 0.875), _PixelNet("irv2like", 0.8975)])
+    assert len(shared.manifest["view_groups"]) == 1
+    for name, crop_pct in (("v4like", 0.875), ("irv2like", 0.8975)):
+        alone = run(name, [_PixelNet(name, crop_pct)])
+        for protocol in crops:
+            np.testing.assert_array_equal(np.asarray(shared.probabilities(name, protocol)),
+                                          np.asarray(alone.probabilities(name, protocol)))
+    # Equal weights: equal rows where the views are equal, other rows where they differ, so a
+    # model fed the other's 1-crop view (or any wrong view) fails the comparison above.
+    for protocol in ("12", "144"):
+        np.testing.assert_array_equal(np.asarray(shared.probabilities("v4like", protocol)),
+                                      np.asarray(shared.probabilities("irv2like", protocol)))
+    one = [np.asarray(shared.probabilities(name, "1"), dtype=np.float32)
+           for name in ("v4like", "irv2like")]
+    assert (np.abs(one[0] - one[1]).max(axis=1) > 1e-3).all()
+    twelve = np.asarray(shared.probabilities("v4like", "12"), dtype=np.float32)
+    assert (np.abs(twelve - np.asarray(shared.probabilities("v4like", "144"))).max(axis=1)
+            > 1e-3).all()
 
 
 def test_progress_reports_reach_the_totals(tmp_path: Path, colour_data, orders) -> None:

@@ -111,3 +111,25 @@ def test_runner_averages_softmax_per_protocol_in_bounded_slices() -> None:
     # Averaging logits would give another answer here: the check above can fail.
     of_mean_logits = logits[:, [1, 2, 3, 4]].mean(1).softmax(-1)
     assert (of_mean_logits - probs[:, [1, 2, 3, 4]].mean(1)).abs().max() > 1e-2
+
+
+def test_runner_computes_only_the_selected_views() -> None:
+    config = EvalConfig(input_size=8, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    generator = torch.Generator().manual_seed(2)
+    rendered = torch.randint(0, 256, (3, 6, 3, 8, 8), dtype=torch.uint8, generator=generator)
+    # The model's own views, in its own order: rendered views 5, 1, 2 and 3 (not 0 or 4).
+    selection = np.array([5, 1, 2, 3])
+    protocols = [np.array([0]), np.array([1, 2, 3]), np.array([3, 0])]
+    net = _PixelNet()
+    runner = ModelRunner(net, config, torch.device("cpu"), "float32", max_views_per_forward=5)
+    result = runner.protocol_probabilities(rendered, protocols, selection=selection)
+    assert net.calls == [5, 5, 2]  # 3 images x 4 selected views, not 3 x 6
+
+    alone = ModelRunner(_PixelNet(), config, torch.device("cpu"), "float32",
+                        max_views_per_forward=5)
+    expected = alone.protocol_probabilities(rendered[:, selection].contiguous(), protocols)
+    for got, want in zip(result, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # The views left out would change the answer: the check above can fail.
+    unselected = runner.protocol_probabilities(rendered, protocols)
+    assert (unselected[0] - result[0]).abs().max() > 1e-3
