@@ -101,8 +101,8 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
     """Evaluate models under crop protocols and store per-image predictions.
 
     One pass over the images: each model computes the union of its protocols' views once per
-    image (models with the same preprocessing share the rendered views), softmax probabilities
-    are averaged over each protocol's views, and every image's probabilities are stored in the
+    image (models of the same input size share one rendering of all their views), softmax
+    probabilities are averaged over each protocol's views, and every image's probabilities are stored in the
     run directory (manifest.json, images.csv, predictions/MODEL/PROTOCOL.npy). At the end the
     top-1/top-5 errors on all images and on the non-blacklisted ones are printed with the
     paper's tables. Exit status 0 on success, 2 on a usage or input error.
