@@ -279,6 +279,8 @@ def read_encoded(path: Path) -> tuple[np.ndarray, int, int]:
         with Image.open(io.BytesIO(data.tobytes())) as image:
             width, height = image.size
             fmt = image.format
+    except Image.DecompressionBombError as exc:
+        raise InceValError(f"{path}: cannot decode image ({exc}); replace or remove it") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InceValError(f"{path}: not a readable image; replace or remove it") from None
     if fmt not in _DALI_FORMATS:
@@ -302,7 +304,8 @@ def _pil_decode_error(path: Path) -> str | None:
     try:
         with Image.open(path) as image:
             image.convert("RGB").load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
         return str(exc) or type(exc).__name__
     return None
 

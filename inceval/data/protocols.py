@@ -40,6 +40,7 @@ from inceval.data.views import (
     SHORTER_SIDE,
     StageSpec,
     ViewSpec,
+    tf1_central_box,
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -171,6 +172,11 @@ class Protocol:
                 f"model interpolation {eval_config.interpolation!r} is not supported by protocol "
                 f"{self.name!r}; use weights with one of {', '.join(INTERPOLATIONS)}"
             )
+        for rule in self.scales:
+            if rule.side(eval_config) < 1:
+                where = self.source if self.source != "built-in" else f"protocol {self.name!r}"
+                raise InceValError(f"{where}: scale {rule} gives a shorter side of 0 px at input "
+                                   f"size {size}; use a larger scale")
         views: list[ViewSpec] = []
         for stage in self.stages(eval_config):
             needs_crop = any(crop != "whole" for crop in self.crops)
@@ -389,6 +395,10 @@ def load_protocol_file(path: str | Path) -> Protocol:
                 or not 0 < fraction <= 1:
             raise _fail(path, "central_fraction", "must be a number in (0, 1]")
         fraction = float(fraction)
+        if tf1_central_box(2, 2, fraction)[2] == 0:
+            # TF1's divisor rule (tf1_central_box) is then 2: nothing is left of an even side.
+            raise _fail(path, "central_fraction", "must be above 1/3: TF1's central_crop keeps "
+                                                  "no pixels of even-sized images below it")
 
     regions = _string_list(path, "regions", data.get("regions", ["image"]), REGIONS)
     crops = _string_list(path, "crops", data.get("crops", ["centre"]), CROPS)

@@ -38,10 +38,16 @@ def decode_rgb(path: str | Path) -> np.ndarray:
     """
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+                # 16-bit grayscale (older Pillow opens such PNGs as "I"): convert("RGB") clips
+                # values above 255 to white; scale to 8 bits as DALI's decoder does, round(v/257).
+                values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+                grey = np.round(values / 257.0).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.array(image.convert("RGB"))
     except FileNotFoundError:
         raise InceValError(f"{path}: image file not found; check the data directory") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InceValError(f"{path}: cannot decode image ({exc}); replace or remove it") from None
 
 

@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inceval.errors import InceValError
 
@@ -71,13 +72,13 @@ def scan_two_levels(root: Path) -> DirScan:
     """List the images in ``root`` and in each of its direct subfolders (hidden entries skipped)."""
     top: list[str] = []
     subdirs: dict[str, tuple[str, ...]] = {}
-    with os.scandir(root) as entries:
+    with _scandir(root) as entries:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            if _is(entry, "dir"):
                 subdirs[entry.name] = _images_in(Path(entry.path))
-            elif entry.is_file() and is_image_name(entry.name):
+            elif is_image_name(entry.name) and _is(entry, "file"):
                 top.append(entry.name)
     return DirScan(tuple(sorted(top)), subdirs)
 
@@ -94,5 +95,24 @@ def walk_images(root: Path) -> list[str]:
 
 
 def _images_in(folder: Path) -> tuple[str, ...]:
-    with os.scandir(folder) as entries:
-        return tuple(sorted(e.name for e in entries if is_image_name(e.name) and e.is_file()))
+    with _scandir(folder) as entries:
+        return tuple(sorted(e.name for e in entries if is_image_name(e.name) and _is(e, "file")))
+
+
+def _scandir(folder: Path) -> Any:
+    """``os.scandir(folder)``; an unreadable folder is an error naming it."""
+    try:
+        return os.scandir(folder)
+    except OSError as exc:
+        raise InceValError(f"{folder}: cannot list the folder ({exc.strerror or exc}); fix its "
+                           "permissions or remove it") from None
+
+
+def _is(entry: os.DirEntry[str], kind: str) -> bool:
+    """``entry.is_dir()`` or ``entry.is_file()``; a symlink loop or an unreadable entry is an
+    error naming it, not a traceback."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError as exc:
+        raise InceValError(f"{entry.path}: cannot be read ({exc.strerror or exc}); fix or remove "
+                           "it") from None

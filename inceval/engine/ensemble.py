@@ -95,7 +95,12 @@ def normalised_weights(weights: Sequence[float]) -> list[float]:
     for weight in weights:
         if not (math.isfinite(weight) and weight > 0):
             raise InceValError(f"--weights must be positive numbers, got {weight!r}")
-    total = math.fsum(weights)
+    try:
+        total = math.fsum(weights)
+    except OverflowError:  # huge weights: scale them by the largest first
+        largest = max(weights)
+        weights = [w / largest for w in weights]
+        total = math.fsum(weights)
     return [w / total for w in weights]
 
 
@@ -149,6 +154,9 @@ def build_ensemble(
         raise InceValError("an ensemble needs at least one member (--members)")
     if not protocols:
         raise InceValError("name at least one protocol (--crops)")
+    repeated = next((p for i, p in enumerate(protocols) if p in protocols[:i]), None)
+    if repeated is not None:
+        raise InceValError(f"--crops names protocol {repeated} twice; list each protocol once")
     check_name("ensemble", name)
     runs = [m.run for m in members]
     target = Path(out_dir).resolve()

@@ -168,6 +168,8 @@ def prepare(request: RunRequest) -> PreparedRun:
                                  ("--workers", request.workers, 0)):
         if value is not None and value < least:
             raise InceValError(f"{option} must be at least {least}, got {value}")
+    if not -2**63 <= request.seed < 2**64:  # the range torch.manual_seed accepts
+        raise InceValError(f"--seed must be between -2**63 and 2**64 - 1, got {request.seed}")
     protocols = [get_protocol(name) for name in request.crops]
     for name in request.models:
         # Unknown names and protocols that do not fit a model fail before any model is built.

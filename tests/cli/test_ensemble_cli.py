@@ -80,6 +80,7 @@ def test_mismatched_runs_are_refused_naming_both(tmp_path: Path,
         (["--members", "v4", "--crops", "1-slim"], "has no predictions for model v4 under "
                                                    "protocol 1-slim"),
         (["--members", "v4", "--name", "../x"], "ensemble name '../x' cannot be stored"),
+        (["--members", "v4,v3", "--crops", "144,144"], "--crops names protocol 144 twice"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(args: list[str], message: str, tmp_path: Path,

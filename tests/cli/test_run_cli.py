@@ -119,6 +119,7 @@ def _main(args: list[str], capsys) -> tuple[int, str]:
         (["--labels", "labels.txt"], "--labels needs --data"),
         (["--dtype", "float16", "--device", "cpu"], "--dtype float16 is not supported on the CPU"),
         (["--device", "tpu"], "--device 'tpu'"),
+        (["--seed", str(2**64)], "--seed must be between"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_status_2(extra: list[str], message: str,

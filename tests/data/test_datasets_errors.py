@@ -56,6 +56,20 @@ def test_root_that_is_a_file(tmp: Path) -> None:
     assert error_of(path) == f"--data {path} is not a folder; pass the folder holding the images"
 
 
+@pytest.mark.parametrize("where", ["top", "subfolder"])
+def test_symlink_loop_is_named(tmp: Path, where: str) -> None:
+    # os.DirEntry.is_dir()/is_file() raise on a symlink loop; that is one line, not a traceback.
+    root = tmp / "val"
+    folder = root / "sub" if where == "subfolder" else root
+    touch(root / "a.jpg")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "loop1.jpg").symlink_to(folder / "loop2.jpg")
+    (folder / "loop2.jpg").symlink_to(folder / "loop1.jpg")
+    message = error_of(root)
+    assert message.startswith(f"{folder / 'loop'}") and "cannot be read (" in message
+    assert message.endswith("); fix or remove it")
+
+
 @pytest.mark.parametrize("layout", ["auto", "valprep", "devkit"])
 def test_empty_directory(tmp: Path, layout: str) -> None:
     root = tmp / "val"

@@ -250,6 +250,20 @@ def test_cmyk_and_png_named_jpeg_decode_to_rgb(photos: list[Path], tmp_path: Pat
         assert diff.max() <= TOLERANCE["12"][1]
 
 
+def test_16_bit_grayscale_png_decodes_like_the_reference(photos: list[Path],
+                                                         tmp_path: Path) -> None:
+    with Image.open(next(p for p in photos if p.name.startswith("gray"))) as image:
+        values = np.asarray(image.convert("L"), dtype=np.uint16) * 257 + 100
+    path = tmp_path / "gray16_512x512.png"
+    Image.fromarray(values).save(path)
+    views = get_protocol("12").resolve(CONFIG)
+    _, dali = _dali_views([path], views, batch_size=1, device="cpu")
+    reference = _reference_views([path], views)
+    diff = _diff(dali[0], reference[0])
+    assert diff.mean() <= TOLERANCE["12"][0]
+    assert diff.max() <= TOLERANCE["12"][1]
+
+
 def _truncated(photos: list[Path], directory: Path) -> Path:
     data = photos[1].read_bytes()
     path = directory / "truncated.JPEG"
@@ -275,6 +289,20 @@ def test_bad_file_is_a_one_line_error_naming_it(photos: list[Path], tmp_path: Pa
             pass
     message = str(info.value)
     assert message.startswith(f"{bad}: ")
+    assert "\n" not in message
+
+
+def test_image_over_pils_size_limit_is_a_one_line_error(photos: list[Path], tmp_path: Path,
+                                                        monkeypatch) -> None:
+    # The header check opens every image with PIL, which raises DecompressionBombError (no
+    # OSError) above twice MAX_IMAGE_PIXELS; lowered here so that a test photo is "huge".
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    views = get_protocol("1").resolve(CONFIG)
+    with pytest.raises(InceValError) as info:
+        for _ in iter_dali_batches(photos[:1], views, batch_size=1, device="cpu"):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"{photos[0]}: cannot decode image (Image size (")
     assert "\n" not in message
 
 

@@ -199,6 +199,9 @@ def test_custom_protocol_errors(tmp_path: Path) -> None:
         ": give exactly one of the keys 'scales' and 'central_fraction'")
     assert _error(tmp_path, {"central_fraction": 1.5}) == (
         ": key 'central_fraction': must be a number in (0, 1]")
+    assert _error(tmp_path, {"central_fraction": 0.2}) == (
+        ": key 'central_fraction': must be above 1/3: TF1's central_crop keeps no pixels of "
+        "even-sized images below it")
     assert _error(tmp_path, {**CUSTOM, "name": "144"}) == (
         ": key 'name': '144' is a built-in protocol; choose another name")
     assert _error(tmp_path, {**CUSTOM, "name": "a b"}) == (
@@ -223,6 +226,22 @@ def test_scale_smaller_than_crop_is_refused_on_resolve(tmp_path: Path) -> None:
     # Only whole-region resizes: a small scale is fine (the region is upscaled to 299).
     path = _write(tmp_path / "ok.json", {"scales": ["200px"], "crops": ["whole"]})
     assert len(get_protocol(str(path)).resolve(CFG)) == 1
+
+
+def test_scale_of_zero_pixels_is_refused_on_resolve(tmp_path: Path) -> None:
+    # 1/1000 of 299 pixels rounds to a shorter side of 0, which nothing can be resized to.
+    message = _error(tmp_path, {"name": "tiny", "scales": ["1/1000"], "crops": ["whole"]})
+    assert message == ": scale 1/1000 gives a shorter side of 0 px at input size 299; use a " \
+                      "larger scale"
+
+
+def test_smallest_central_fraction_keeps_pixels_of_every_image(tmp_path: Path) -> None:
+    path = _write(tmp_path / "slim.json", {"central_fraction": 0.34, "crops": ["whole"]})
+    views = get_protocol(str(path)).resolve(CFG)
+    for width, height in ((1, 1), (2, 2), (2, 3), (500, 375)):
+        (box,) = plan_views(width, height, views).stages
+        y0, x0, y1, x1 = box.roi
+        assert y1 > y0 and x1 > x0
 
 
 def test_missing_file_and_unknown_name(tmp_path: Path) -> None:

@@ -189,6 +189,21 @@ def test_decode_rgb_grayscale_cmyk_and_no_exif_rotation(tmp_path: Path, photos: 
     assert decode_rgb(rotated).shape == (30, 40, 3)
 
 
+def test_decode_rgb_scales_16_bit_grayscale_png_to_8_bits(tmp_path: Path) -> None:
+    # PIL's convert("RGB") clips 16-bit values above 255 to white; the decoded image must be the
+    # picture itself, scaled as DALI's decoder does: round(v / 257).
+    values = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
+    path = tmp_path / "gray16.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as image:
+        assert image.mode.startswith("I;16")
+    rgb = decode_rgb(path)
+    assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8
+    expected = np.round(values / 257.0).astype(np.uint8)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], expected)
+
+
 def test_decode_rgb_errors_name_the_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.JPEG"
     broken.write_bytes(b"not a jpeg")
@@ -198,6 +213,19 @@ def test_decode_rgb_errors_name_the_file(tmp_path: Path) -> None:
     assert message.startswith(f"{broken}: cannot decode image (") and "\n" not in message
     with pytest.raises(InceValError, match="image file not found"):
         decode_rgb(tmp_path / "missing.JPEG")
+
+
+def test_image_over_pils_size_limit_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    # PIL raises DecompressionBombError (no OSError) above twice MAX_IMAGE_PIXELS; lowered here so
+    # that a small file stands for a huge one.
+    large = tmp_path / "large.JPEG"
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(large)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(InceValError) as info:
+        decode_rgb(large)
+    message = str(info.value)
+    assert message.startswith(f"{large}: cannot decode image (Image size (1200 pixels) exceeds")
+    assert "\n" not in message
 
 
 def test_mirror_is_mirror_of_each_crop(photos: list[Path]) -> None:

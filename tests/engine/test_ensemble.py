@@ -140,6 +140,17 @@ def test_weights_are_normalised_and_must_be_positive() -> None:
     for bad in ([1, 0], [1, -1], [1, float("nan")], [float("inf"), 1]):
         with pytest.raises(InceValError, match="positive"):
             normalised_weights(bad)
+    # Huge finite weights: their sum overflows a float, their ratio does not.
+    assert normalised_weights([1e308, 1e308, 1e308]) == pytest.approx([1 / 3] * 3)
+
+
+def test_a_protocol_named_twice_is_refused_before_anything_is_written(
+        two_runs: tuple[RunReader, RunReader], tmp_path: Path) -> None:
+    a, b = two_runs
+    with pytest.raises(InceValError, match="--crops names protocol 144 twice"):
+        build_ensemble([Member(a, "irv2"), Member(b, "irv2")], ["144", "144"], tmp_path / "e",
+                       "e")
+    assert not (tmp_path / "e").exists()
 
 
 def test_manifest_is_plain_json(two_runs: tuple[RunReader, RunReader], tmp_path: Path) -> None:
