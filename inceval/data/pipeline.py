@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from inceval.data.reference import shard_range
+from inceval.data.reference import decode_rgb, shard_range
 from inceval.data.views import (
     CENTRAL_FRACTION,
     ViewBatch,
@@ -299,17 +299,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _pil_decode_error(path: Path) -> str | None:
-    """Why PIL cannot decode ``path`` fully, or None if it can."""
-    try:
-        with Image.open(path) as image:
-            image.convert("RGB").load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as exc:
-        return str(exc) or type(exc).__name__
-    return None
-
-
 def _dali_decode_error(path: Path) -> str | None:
     """Why a one-image CPU DALI pipeline cannot decode ``path``, or None if it can."""
     from nvidia.dali import fn, pipeline_def, types
@@ -336,9 +325,10 @@ def _dali_decode_error(path: Path) -> str | None:
 def _find_culprit(paths: Sequence[Path]) -> InceValError | None:
     """The one-line error naming the image among ``paths`` that broke the pipeline, if any."""
     for path in paths:
-        reason = _pil_decode_error(path)
-        if reason is not None:
-            return InceValError(f"{path}: cannot decode image ({reason}); replace or remove it")
+        try:
+            decode_rgb(path)  # the reference decoder names what PIL finds wrong
+        except InceValError as exc:
+            return exc
     for path in paths:
         reason = _dali_decode_error(path)
         if reason is not None:
@@ -580,7 +570,7 @@ def iter_dali_batches(
                 (output,) = pipe.run()
             except StopIteration:
                 return
-            except RuntimeError as exc:
+            except RuntimeError:
                 suspects = [file_paths[i] for batch in feeder.in_flight for i in batch]
                 culprit = _find_culprit(suspects)
                 if culprit is not None:

@@ -47,7 +47,8 @@ def decode_rgb(path: str | Path) -> np.ndarray:
             return np.array(image.convert("RGB"))
     except FileNotFoundError:
         raise InceValError(f"{path}: image file not found; check the data directory") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
         raise InceValError(f"{path}: cannot decode image ({exc}); replace or remove it") from None
 
 

@@ -14,15 +14,8 @@ from torch import nn
 
 from inceval.models.layers import (
     ConvBnAct,
-    ReductionA,
-    ResidualReductionB,
-    StagedNet,
-    init_weights,
+    PaperResidualNet,
     max_pool_3x3_s2,
-    residual_block_a,
-    residual_block_b,
-    residual_block_c,
-    stack,
 )
 
 
@@ -43,7 +36,7 @@ def stem() -> nn.Sequential:
     )
 
 
-class InceptionResNetV1(StagedNet):
+class InceptionResNetV1(PaperResidualNet):
     """Inception-ResNet-v1: 22,756,328 parameters at 1000 classes.
 
     Stem -> 5 x A (256) -> Reduction-A (k, l, m, n = 192, 192, 256, 384) -> 10 x B (896)
@@ -56,35 +49,21 @@ class InceptionResNetV1(StagedNet):
         drop_rate: dropout before the classifier (inactive in eval mode).
     """
 
-    classifier_name = "fc"
-
     def __init__(
         self,
         num_classes: int = 1000,
         residual_scales: tuple[float, float, float] = (0.17, 0.10, 0.20),
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        scale_a, scale_b, scale_c = residual_scales
-        self.stem = stem()
-        widths_a = (32, (32, 32), (32, 32, 32))
-        self.blocks_a = stack(5, lambda: residual_block_a(256, widths_a, scale_a))
-        self.reduction_a = ReductionA(256, k=192, l=192, m=256, n=384)
-        width_b = self.reduction_a.out_channels  # 896
-        widths_b = (128, (128, 128, 128))
-        self.blocks_b = stack(10, lambda: residual_block_b(width_b, widths_b, scale_b))
-        self.reduction_b = ResidualReductionB(width_b, (256, 384), (256, 256), (256, 256, 256))
-        width_c = self.reduction_b.out_channels  # 1792
-        widths_c = (192, (192, 192, 192))
-        self.blocks_c = stack(5, lambda: residual_block_c(width_c, widths_c, scale_c))
-        self.num_features = width_c
-        self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._set_stages(
-            [
-                ("35x35", ["stem", "blocks_a"]),  # N x 256 x 35 x 35
-                ("17x17", ["reduction_a", "blocks_b"]),  # N x 896 x 17 x 17
-                ("8x8", ["reduction_b", "blocks_c"]),  # N x 1792 x 8 x 8
-            ]
+        super().__init__(
+            stem=stem(),
+            stem_channels=256,
+            widths_a=(32, (32, 32), (32, 32, 32)),
+            reduction_a={"k": 192, "l": 192, "m": 256, "n": 384},  # -> 896
+            widths_b=(128, (128, 128, 128)),
+            reduction_b=((256, 384), (256, 256), (256, 256, 256)),  # -> 1792
+            widths_c=(192, (192, 192, 192)),
+            num_classes=num_classes,
+            residual_scales=residual_scales,
+            drop_rate=drop_rate,
         )
-        init_weights(self)

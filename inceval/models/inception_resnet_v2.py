@@ -20,6 +20,7 @@ from torch import nn
 from inceval.models.inception_v4 import STEM_CHANNELS, STEM_NAMES, stem_modules
 from inceval.models.layers import (
     ConvBnAct,
+    PaperResidualNet,
     ReductionA,
     ResidualReductionB,
     StagedNet,
@@ -123,7 +124,7 @@ class InceptionResNetV2(StagedNet):
         init_weights(self)
 
 
-class InceptionResNetV2Paper(StagedNet):
+class InceptionResNetV2Paper(PaperResidualNet):
     """Inception-ResNet-v2 as drawn in the paper: 32,433,928 parameters at 1000 classes.
 
     Inception-v4 stem -> 5 x A (384) -> Reduction-A -> 10 x B (1152) -> Reduction-B -> 5 x C (2144).
@@ -136,33 +137,21 @@ class InceptionResNetV2Paper(StagedNet):
         drop_rate: dropout before the classifier (inactive in eval mode).
     """
 
-    classifier_name = "fc"
-
     def __init__(
         self,
         num_classes: int = 1000,
         residual_scales: tuple[float, float, float] = (0.17, 0.10, 0.20),
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
-        scale_a, scale_b, scale_c = residual_scales
-        self.stem = nn.Sequential(OrderedDict(zip(STEM_NAMES, stem_modules())))
-        width_a = STEM_CHANNELS
-        self.blocks_a = stack(5, lambda: residual_block_a(width_a, BLOCK_A_WIDTHS, scale_a))
-        self.reduction_a = ReductionA(width_a, **REDUCTION_A)
-        width_b = self.reduction_a.out_channels
-        self.blocks_b = stack(10, lambda: residual_block_b(width_b, BLOCK_B_WIDTHS, scale_b))
-        self.reduction_b = ResidualReductionB(width_b, *REDUCTION_B_TOWERS)
-        width_c = self.reduction_b.out_channels
-        self.blocks_c = stack(5, lambda: residual_block_c(width_c, BLOCK_C_WIDTHS, scale_c))
-        self.num_features = width_c
-        self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self._set_stages(
-            [
-                ("35x35", ["stem", "blocks_a"]),  # N x 384 x 35 x 35
-                ("17x17", ["reduction_a", "blocks_b"]),  # N x 1152 x 17 x 17
-                ("8x8", ["reduction_b", "blocks_c"]),  # N x 2144 x 8 x 8
-            ]
+        super().__init__(
+            stem=nn.Sequential(OrderedDict(zip(STEM_NAMES, stem_modules()))),
+            stem_channels=STEM_CHANNELS,  # 384
+            widths_a=BLOCK_A_WIDTHS,
+            reduction_a=REDUCTION_A,  # -> 1152
+            widths_b=BLOCK_B_WIDTHS,
+            reduction_b=REDUCTION_B_TOWERS,  # -> 2144
+            widths_c=BLOCK_C_WIDTHS,
+            num_classes=num_classes,
+            residual_scales=residual_scales,
+            drop_rate=drop_rate,
         )
-        init_weights(self)

@@ -312,6 +312,65 @@ class StagedNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class PaperResidualNet(StagedNet):
+    """The residual networks as drawn in the paper (IRv1, paper IRv2): one skeleton, two widths.
+
+    stem -> 5 x A -> Reduction-A -> 10 x B -> Reduction-B -> 5 x C -> pool -> ``fc``, with each
+    block's 1x1 expansion as wide as its input. Submodules: ``stem``, ``blocks_a``,
+    ``reduction_a``, ``blocks_b``, ``reduction_b``, ``blocks_c``, ``fc``.
+
+    Args:
+        stem: module mapping N x 3 x 299 x 299 to N x stem_channels x 35 x 35.
+        stem_channels: channels the stem outputs.
+        widths_a: tower widths of the A blocks (see ``residual_block_a``).
+        reduction_a: ``k``, ``l``, ``m``, ``n`` of Reduction-A.
+        widths_b: tower widths of the B blocks.
+        reduction_b: tower widths of Reduction-B (see ``ResidualReductionB``).
+        widths_c: tower widths of the C blocks.
+        num_classes: classifier outputs.
+        residual_scales: scales of the A, B and C residual blocks.
+        drop_rate: dropout before the classifier (inactive in eval mode).
+    """
+
+    classifier_name = "fc"
+
+    def __init__(
+        self,
+        *,
+        stem: nn.Module,
+        stem_channels: int,
+        widths_a: tuple,
+        reduction_a: dict[str, int],
+        widths_b: tuple,
+        reduction_b: tuple,
+        widths_c: tuple,
+        num_classes: int,
+        residual_scales: tuple[float, float, float],
+        drop_rate: float,
+    ) -> None:
+        super().__init__()
+        scale_a, scale_b, scale_c = residual_scales
+        self.stem = stem
+        self.blocks_a = stack(5, lambda: residual_block_a(stem_channels, widths_a, scale_a))
+        self.reduction_a = ReductionA(stem_channels, **reduction_a)
+        width_b = self.reduction_a.out_channels
+        self.blocks_b = stack(10, lambda: residual_block_b(width_b, widths_b, scale_b))
+        self.reduction_b = ResidualReductionB(width_b, *reduction_b)
+        width_c = self.reduction_b.out_channels
+        self.blocks_c = stack(5, lambda: residual_block_c(width_c, widths_c, scale_c))
+        self.num_features = width_c
+        self.head_drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._set_stages(
+            [
+                ("35x35", ["stem", "blocks_a"]),  # N x stem_channels x 35 x 35
+                ("17x17", ["reduction_a", "blocks_b"]),  # N x width_b x 17 x 17
+                ("8x8", ["reduction_b", "blocks_c"]),  # N x width_c x 8 x 8
+            ]
+        )
+        init_weights(self)
+
+
 def init_weights(model: nn.Module) -> None:
     """Deterministic random initialisation from torch's global RNG.
 
