@@ -52,7 +52,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -61,8 +61,10 @@ import numpy as np
 import pandas as pd
 from numpy.lib.format import open_memmap
 
-from inceval.engine.metrics import TIE_RULE, TopkTally
+from inceval.engine.metrics import TIE_RULE
 from inceval.errors import InceValError
+from inceval.scoring import SUBSETS, Score, score_from_tally, tally_subsets
+from inceval.store_schema import PROB_DTYPES, check_manifest
 
 try:  # POSIX advisory locks; elsewhere a second writer is not detected.
     import fcntl
@@ -75,9 +77,7 @@ MANIFEST = "manifest.json"
 IMAGES = "images.csv"
 PREDICTIONS = "predictions"
 LOCK = ".lock"
-PROB_DTYPES = ("float16", "float32")
 IMAGE_COLUMNS = ("index", "path", "label", "blacklisted")
-SUBSETS = ("all", "non-blacklisted")
 
 # Keys of the manifest that only the store writes.
 _STORE_KEYS = frozenset(
@@ -662,44 +662,6 @@ class EntryStatus:
     complete: bool
 
 
-@dataclass(frozen=True)
-class Score:
-    """Top-1/top-5 error of one prediction file on one subset of the images.
-
-    Attributes:
-        model: model (or ensemble) name.
-        protocol: protocol name.
-        protocol_version: its version.
-        subset: "all" or "non-blacklisted".
-        images: images scored.
-        top1_error: percent.
-        top5_error: percent.
-        top1_wrong: images whose label is not the top class.
-        top5_wrong: images whose label is outside the top 5.
-        top1_tie_dependent: of ``top1_wrong``, images that are wrong only because of a tie (the
-            tie rule is :data:`inceval.engine.metrics.TIE_RULE`).
-        top5_tie_dependent: the same for top 5.
-        complete: False when scored on the rows written so far of an incomplete file.
-    """
-
-    model: str
-    protocol: str
-    protocol_version: int
-    subset: str
-    images: int
-    top1_error: float
-    top5_error: float
-    top1_wrong: int
-    top5_wrong: int
-    top1_tie_dependent: int
-    top5_tie_dependent: int
-    complete: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of the fields."""
-        return asdict(self)
-
-
 class RunReader:
     """Read access to a run directory (works while a writer is still running).
 
@@ -750,6 +712,28 @@ class RunReader:
         """(N,) bool; True for images on the ILSVRC2014 blacklist (as given to the run)."""
         return self.images["blacklisted"].to_numpy()
 
+    @property
+    def dataset(self) -> str:
+        """The evaluation set (``data.dataset``; runs from before it was recorded: imagenet)."""
+        return str(self._manifest["data"].get("dataset") or "imagenet")
+
+    @property
+    def scored_classes(self) -> np.ndarray | None:
+        """Sorted class indices predictions are restricted to before top-k (ImageNet-A/R), or None.
+
+        Raises:
+            InceValError: the manifest's list is not sorted distinct indices within the classes.
+        """
+        classes = self._manifest["data"].get("scored_classes")
+        if classes is None:
+            return None
+        array = np.asarray(classes)
+        if (array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu"
+                or (np.diff(array) <= 0).any() or array[0] < 0):
+            raise InceValError(f"{self._run_dir / MANIFEST}: data.scored_classes must be sorted, "
+                               "distinct class indices; the run is damaged")
+        return array.astype(np.int64)
+
     def entries(self) -> list[tuple[str, str]]:
         """(model, protocol) of every prediction file, in the order they were opened."""
         return [(m, p) for m, files in self._manifest["predictions"].items() for p in files]
@@ -790,9 +774,19 @@ class RunReader:
                                f"{status.num_rows} rows written); resume the run to finish it, "
                                "or allow incomplete results")
         try:
-            mm = np.load(status.path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise InceValError(f"cannot read {status.path}: {exc}") from exc
+            with open(status.path, "rb") as handle:
+                magic = handle.read(6)
+            if len(magic) == 6 and magic != b"\x93NUMPY":
+                raise InceValError(f"{status.path} is not a .npy file; the run directory is "
+                                   "damaged: restore it from a copy or rerun")
+            mm = np.load(status.path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise InceValError(f"{status.path} is missing; the run directory is damaged: restore "
+                               "it from a copy or rerun") from None
+        except (OSError, ValueError, EOFError) as exc:
+            # numpy raises EOFError for an empty file and ValueError for a truncated one.
+            raise InceValError(f"cannot read {status.path} ({exc or 'empty file'}); the run "
+                               "directory is damaged: restore it from a copy or rerun") from None
         expected = (status.num_rows, status.num_classes)
         if mm.shape != expected or mm.dtype != np.dtype(self._manifest["prob_dtype"]):
             raise InceValError(f"{status.path} has shape {mm.shape} {mm.dtype} but the manifest "
@@ -819,17 +813,16 @@ class RunReader:
             InceValError: as :meth:`probabilities`, or when no rows are written yet.
         """
         status = self.status(model, protocol)
-        labels, black = self.labels, self.blacklisted
-        tallies = {subset: TopkTally((1, 5)) for subset in SUBSETS}
-        for start, block in self.iter_chunks(model, protocol, allow_incomplete=allow_incomplete):
-            stop = start + block.shape[0]
-            keep = ~black[start:stop]
-            tallies["all"].add(block, labels[start:stop])
-            tallies["non-blacklisted"].add(block[keep], labels[start:stop][keep])
+        chunks = self.iter_chunks(model, protocol, allow_incomplete=allow_incomplete)
+        labels = self.labels
+        classes = self.scored_classes
+        if classes is not None:
+            chunks, labels = restrict_to_classes(chunks, labels, classes, self._run_dir)
+        tallies = tally_subsets(chunks, labels, self.blacklisted)
         if tallies["all"].images == 0:
             raise InceValError(f"{status.path} has no rows written yet; nothing to score")
         return tuple(  # type: ignore[return-value]
-            _score(status, subset, tallies[subset]) for subset in SUBSETS
+            score_from_tally(status, subset, tallies[subset]) for subset in SUBSETS
         )
 
     def results(self, *, allow_incomplete: bool = False) -> list[Score]:
@@ -845,25 +838,23 @@ class RunReader:
         return scores
 
 
-def _score(status: EntryStatus, subset: str, tally: TopkTally) -> Score:
-    if tally.images == 0:
-        return Score(status.model, status.protocol, status.protocol_version, subset, 0,
-                     float("nan"), float("nan"), 0, 0, 0, 0, status.complete)
-    errors = tally.errors()
-    return Score(
-        model=status.model,
-        protocol=status.protocol,
-        protocol_version=status.protocol_version,
-        subset=subset,
-        images=tally.images,
-        top1_error=errors[1],
-        top5_error=errors[5],
-        top1_wrong=tally.images - tally.correct[1],
-        top5_wrong=tally.images - tally.correct[5],
-        top1_tie_dependent=tally.tie_dependent[1],
-        top5_tie_dependent=tally.tie_dependent[5],
-        complete=status.complete,
-    )
+def restrict_to_classes(chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray,
+                        classes: np.ndarray, where: Path | str = "run"
+                        ) -> tuple[Iterator[tuple[int, np.ndarray]], np.ndarray]:
+    """Keep only the columns of ``classes`` and renumber the labels to positions among them.
+
+    This is the ImageNet-A/R protocol: top-k is taken among the dataset's 200 classes.
+
+    Raises:
+        InceValError: a label outside ``classes`` (such an image cannot be scored this way).
+    """
+    positions = np.searchsorted(classes, labels)
+    inside = (positions < classes.size) & (classes[np.minimum(positions, classes.size - 1)] == labels)
+    if not inside.all():
+        row = int(np.flatnonzero(~inside)[0])
+        raise InceValError(f"{where}: image {row} has label {int(labels[row])}, which is not one of "
+                           "the run's scored classes (data.scored_classes); the run is damaged")
+    return ((start, block[:, classes]) for start, block in chunks), positions.astype(np.int64)
 
 
 def _load_manifest(run_dir: Path) -> dict[str, Any]:
@@ -883,6 +874,7 @@ def _load_manifest(run_dir: Path) -> dict[str, Any]:
                   else "rerun it with this version")
         raise InceValError(f"{path} has store schema version {version}; this inceval reads "
                            f"version {SCHEMA_VERSION} only; {advice}")
+    check_manifest(manifest, path)
     return manifest
 
 
@@ -895,9 +887,36 @@ def _load_images(run_dir: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
     if hashlib.sha256(data).hexdigest() != manifest["images_sha256"]:
         raise InceValError(f"{path} was changed after the run (sha256 differs from the "
                            "manifest); restore it or rerun")
-    frame = pd.read_csv(io.BytesIO(data), dtype={"path": str}, keep_default_na=False)
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype={"path": str}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InceValError(f"{path} is not a readable CSV ({exc}); the run directory is damaged: "
+                           "restore it from a copy or rerun") from None
+    _check_images(frame, path, int(manifest["num_images"]))
     frame["blacklisted"] = frame["blacklisted"].astype(bool)
     return frame
+
+
+def _check_images(frame: pd.DataFrame, path: Path, num_images: int) -> None:
+    """images.csv against the manifest: columns, one row per image in order, integer labels."""
+    def damaged(what: str) -> InceValError:
+        return InceValError(f"{path}: {what}; the run directory is damaged: restore it from a "
+                            "copy or rerun")
+
+    missing = [c for c in IMAGE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise damaged(f"column '{missing[0]}' is missing")
+    if len(frame) != num_images:
+        raise damaged(f"{len(frame)} rows but the manifest says {num_images} images")
+    for column in ("index", "label", "blacklisted"):
+        if not pd.api.types.is_integer_dtype(frame[column]):
+            raise damaged(f"column '{column}' holds values that are not integers")
+    if not np.array_equal(frame["index"].to_numpy(), np.arange(num_images)):
+        raise damaged("column 'index' is not 0, 1, 2, ... in order")
+    if (frame["label"] < 0).any():
+        raise damaged("column 'label' holds a negative class index")
+    if not frame["blacklisted"].isin([0, 1]).all():
+        raise damaged("column 'blacklisted' holds values other than 0 and 1")
 
 
 def images_difference(a: RunReader, b: RunReader) -> str | None:

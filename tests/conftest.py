@@ -1,40 +1,36 @@
-"""Shared test configuration: markers that skip without CUDA or DALI, and paths to shared data."""
+"""Shared test configuration: the CUDA and DALI markers.
+
+``gpu`` tests skip without CUDA (no CI machine has one). ``dali`` tests skip without nvidia-dali
+only where DALI is optional (not Linux); on Linux it is a required dependency, so its absence
+fails those tests instead of hiding them.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+import sys
 
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-NOTES = Path(__file__).resolve().parents[2] / "shared" / "notes"
-
 HAS_DALI = importlib.util.find_spec("nvidia.dali") is not None
+DALI_REQUIRED = sys.platform.startswith("linux")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_gpu = pytest.mark.skip(reason="needs CUDA")
-    skip_dali = pytest.mark.skip(reason="needs nvidia-dali")
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
-        if "dali" in item.keywords and not HAS_DALI:
-            item.add_marker(skip_dali)
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data beside the repository (third-party files; never copied into the repo)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+@pytest.fixture(autouse=True)
+def _dali_available(request: pytest.FixtureRequest) -> None:
+    """Skip a ``dali`` test off Linux without DALI; fail it on Linux, where DALI is required."""
+    if request.node.get_closest_marker("dali") is None or HAS_DALI:
+        return
+    if DALI_REQUIRED:
+        pytest.fail("nvidia-dali is missing, but it is a required dependency on Linux: "
+                    "pip install -e . (or nvidia-dali-cuda120 / nvidia-dali-cuda130)")
+    pytest.skip("needs nvidia-dali")
 
-
-@pytest.fixture(scope="session")
-def notes_dir() -> Path:
-    """../shared/notes beside the repository."""
-    if not NOTES.is_dir():
-        pytest.skip(f"shared notes not found at {NOTES}")
-    return NOTES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from inceval.reports import render
 from inceval.reports.tables import PAPER_COLUMNS, build_tables, describe_runs
 from inceval.store import RunReader, RunWriter
 from tests.fixtures.factory import FIXTURE_RUNS, images, manifest, random_probs
+from tests.fixtures.independent_scores import EXPECTED as EXPECTED_SCORES
 
 FIXTURE = ["tf", "adv", "paper", "ens4", "ens2"]
 
@@ -49,8 +51,10 @@ def _number(cell: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def test_paper_values_match_the_notes(notes_dir: Path) -> None:
-    notes = _notes_tables((notes_dir / "paper.md").read_text())
+def test_paper_values_match_the_notes() -> None:
+    # A copy of the shared notes' paper.md (see tests/fixtures/notes/SOURCES.md).
+    paper_md = Path(__file__).resolve().parent / "fixtures" / "notes" / "paper.md"
+    notes = _notes_tables(paper_md.read_text())
     values = paper.load_paper()
     for key in ("1", "2", "3", "4"):
         ours = [(r.network, r.top1, r.top5) for r in values.tables[key].rows
@@ -112,15 +116,14 @@ def test_fixture_tables_place_rows_and_compute_differences() -> None:
     runs = _runs()
     tables = build_tables(runs)
     assert [t.key for t in tables] == ["1", "2", "3", "4", "checkpoints", "other"]
-    tf = runs[0]
     t1 = _table(tables, "1").frame
     measured = t1[t1["model"].notna()]
     assert measured["model"].tolist() == ["v3", "v4", "irv2"]
+    scores = json.loads(EXPECTED_SCORES.read_text())["scores"]  # plain numpy, not RunReader
     for _, row in measured.iterrows():
-        clean = tf.score(row["model"], "1")[1]
-        assert clean.subset == "non-blacklisted"
+        clean = scores["tf"][row["model"]]["1"]["non_blacklisted"]
         assert (row["images"], row["top1"], row["top5"]) == \
-            (clean.images, clean.top1_error, clean.top5_error)
+            (clean["images"], clean["top1"], clean["top5"])
         assert row["delta_top1"] == pytest.approx(row["top1"] - row["paper_top1"])
         assert row["delta_top5"] == pytest.approx(row["top5"] - row["paper_top5"])
     assert measured.set_index("model").loc["v4", "paper_top1"] == 20.0
@@ -139,11 +142,10 @@ def test_fixture_tables_place_rows_and_compute_differences() -> None:
     assert t4.loc["ens4", "network"] == "Inception-v4(+Residual)"
     assert t4.loc["ens4", "paper_top5"] == 3.1
     assert t4.loc["ens2", "network"] is None and t4.loc["ens2", "paper_top1"] is None
-    ens4 = RunReader(FIXTURE_RUNS / "ens4").score("v4+3xirv2", "144")[0]
-    assert t4.loc["ens4", "top1"] == ens4.top1_error
+    assert t4.loc["ens4", "top1"] == scores["ens4"]["v4+3xirv2"]["144"]["all"]["top1"]
     checkpoints = _table(tables, "checkpoints").frame.set_index("model")
     assert checkpoints.loc["v4", "paper_top1"] == pytest.approx(100 - 80.144)
-    assert checkpoints.loc["v4", "top1"] == tf.score("v4", "1")[0].top1_error
+    assert checkpoints.loc["v4", "top1"] == scores["tf"]["v4"]["1"]["all"]["top1"]
     other = _table(tables, "other").frame
     assert other[["model", "protocol"]].values.tolist() == [["irv2", "my-proto"]]
 
@@ -225,7 +227,8 @@ def test_table_1_warns_when_a_run_has_no_blacklisted_image(tmp_path: Path) -> No
     write_run(tmp_path / "noblack", [0, 1, 2], {("v4", "1"): random_probs(0, 3, 4)})
     tables = build_tables([RunReader(tmp_path / "noblack"), *_runs(["tf"])])
     notes = _table(tables, "1").notes
-    assert notes[0].startswith("Blacklist: run(s) noblack mark no image as blacklisted")
+    assert notes[0] == ("Blacklist: run noblack was made without --blacklist (e.g. --blacklist "
+                        "ilsvrc2014), so its rows cover all its images.")
     assert "tf" not in notes[0]
     rows = _table(tables, "1").frame.set_index("run")
     assert rows.loc["noblack", "images"] == 3

@@ -103,17 +103,25 @@ def test_results_match_hand_computed_errors_on_both_subsets(tmp_path: Path) -> N
 
 
 def test_results_count_float16_ties_as_wrong(tmp_path: Path) -> None:
-    # 0.3 and 0.30004 differ in float32 but round to the same float16 value.
-    row = np.array([[0.30004, 0.3, 0.39996]], dtype=np.float32)
-    writer = _create(tmp_path / "run", images=images([1]))
+    """A tie created by float16 storage decides the outcome, and is counted as wrong.
+
+    Label 0 (0.50004) beats class 1 (0.49995) in float32, and nothing else comes close, so the
+    unrounded row is top-1 correct. float16 rounds both to 0.5 (its spacing just below 0.5 is
+    2**-12 ~ 0.000244, above 0.5 it is 2**-11): under the pessimistic rule the stored row is top-1
+    wrong and tie-dependent; a store scoring with the optimistic rule (or an index-order argmax)
+    would count it right and fail here. Top-5 is unaffected: only one class ties with the label.
+    """
+    row = np.array([[0.50004, 0.49995, 0.00001]], dtype=np.float32)
+    assert row[0, 0] > row[0, 1] > row[0, 2]  # float32: the label is the clear first choice
+    assert np.float16(row[0, 0]) == np.float16(row[0, 1]) == np.float16(0.5)
+    writer = _create(tmp_path / "run", images=images([0]))
     writer.open_predictions("v4", "144", num_classes=3)
     writer.write("v4", "144", 0, row)
     writer.mark_complete("v4", "144")
     writer.finish()
     score = RunReader(tmp_path / "run").results()[0]
-    assert score.top5_error == 0.0 and score.top1_wrong == 1
-    assert np.float16(0.30004) == np.float16(0.3)
-    assert score.top1_tie_dependent == 0  # class 2 is strictly higher anyway
+    assert (score.top1_wrong, score.top1_error, score.top1_tie_dependent) == (1, 100.0, 1)
+    assert (score.top5_wrong, score.top5_error, score.top5_tie_dependent) == (0, 0.0, 0)
 
 
 def test_progress_is_recorded_after_each_write_and_incomplete_files_are_refused(

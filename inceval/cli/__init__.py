@@ -10,11 +10,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 
 import click
 
 from inceval import __version__
 from inceval.errors import InceValError
+
+INTERNAL_ERROR = 3
 
 # command name -> (module under inceval.cli, one-line help shown by `inceval --help`)
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,11 +28,23 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "ensemble": ("ensemble", "Average stored predictions of several models into an ensemble."),
     "tables": ("tables", "Print the paper's Tables 1-4 from stored runs, beside the paper's values."),
     "compare": ("compare", "Compare two runs; exit 1 when an error rate rises past a threshold."),
+    "predictions": ("predictions", "List each image's top classes with names, from a stored run."),
+    "report": ("report", "Write an HTML report of stored runs: tables, plots, example images."),
 }
+
+
+# ctx.meta key: the arguments the group was invoked with (for the manifest's command line).
+ARGV_KEY = "inceval.argv"
 
 
 class _LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept before parsing so a command can record exactly how it was called, also when the
+        # group is invoked from Python (main(argv), CliRunner) rather than from sys.argv.
+        ctx.meta[ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name, (module, _) in _COMMANDS.items() if _module_exists(module)]
@@ -61,8 +76,9 @@ def cli() -> None:
     Residual Connections on Learning" (AAAI-17): 1-, 10-, 12- and 144-crop views decoded by NVIDIA
     DALI (GPU when CUDA is present, CPU otherwise), softmax averaged over views and ensemble members.
 
-    Exit status: 0 success, 1 a regression found by `compare` (or an internal error, with a
-    traceback), 2 a usage or input error (one line on stderr).
+    Exit status: 0 success, 1 a regression found by `compare` (nothing else), 2 a usage or
+    input error (one line on stderr), 3 an internal error (a bug: the traceback is shown),
+    130 interrupted.
     """
 
 
@@ -82,4 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception:  # noqa: BLE001 - anything else is a bug: say so, never exit 1 (= regression)
+        traceback.print_exc()
+        click.echo("error: internal error in inceval (a bug, not your input); the traceback above "
+                   "says where: please report it", err=True)
+        sys.exit(INTERNAL_ERROR)
     sys.exit(result if isinstance(result, int) else 0)

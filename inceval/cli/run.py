@@ -10,7 +10,10 @@ import click
 
 from inceval.cli.console import err_console, print_json
 
-_LAYOUTS = ("auto", "valprep", "devkit", "kaggle", "list", "imagenetv2")
+# Literal copies of the engine's choices, so `--help` needs no heavy import (a test keeps them equal).
+_LAYOUTS = ("auto", "valprep", "devkit", "kaggle", "list", "imagenetv2", "ilsvrc2012")
+_DATASETS = ("auto", "imagenet", "imagenetv2-matched-frequency", "imagenetv2-threshold0.7",
+             "imagenetv2-top-images", "imagenetv2", "imagenet-sketch", "imagenet-a", "imagenet-r")
 
 
 @click.command(
@@ -20,8 +23,7 @@ _LAYOUTS = ("auto", "valprep", "devkit", "kaggle", "list", "imagenetv2")
 Examples:
   inceval run --models v3 --crops 1,12 --weights random
       the bundled sample (8 photos), offline, random weights: checks the pipeline
-  inceval run --models v4,irv2 --crops 1,12,144 --data /imagenet/val \\
-      --blacklist ILSVRC2014_clsloc_validation_blacklist.txt
+  inceval run --models v4,irv2 --crops 1,12,144 --data /imagenet/val --blacklist ilsvrc2014
       the paper's Tables 1-3 for two networks in one pass over the images
   inceval run --models v4 --weights v4=/ckpt/v4.safetensors --data /imagenet/val --limit 500
 """,
@@ -49,14 +51,21 @@ Examples:
               help="How --data is laid out (auto detects it).")
 @click.option("--devkit", type=click.Path(path_type=Path), default=None,
               help="ILSVRC2012_devkit_t12 folder or .tar.gz labelling a flat folder "
-                   "(devkit layout). Default: found inside or beside --data.")
+                   "(devkit layout). Default: found inside or beside --data; without one, flat "
+                   "ILSVRC2012_val_* files take inceval's bundled labels (ilsvrc2012 layout).")
 @click.option("--labels", type=click.Path(path_type=Path), default=None,
               help="LOC_val_solution.csv (kaggle layout) or a file of 'relative/path label' "
                    "lines (list layout).")
 @click.option("--blacklist", type=click.Path(path_type=Path), default=None,
-              help="ILSVRC2014_clsloc_validation_blacklist.txt (1,762 image numbers): results "
-                   "are reported on all images and on the non-blacklisted ones (Table 1). "
-                   "Default: none.")
+              help="'ilsvrc2014' for the bundled ILSVRC2014 validation blacklist (1,762 image "
+                   "numbers), or a file in the devkit's format: results are reported on all "
+                   "images and on the non-blacklisted ones (Table 1). Default: none.")
+@click.option("--dataset", type=click.Choice(_DATASETS), default="auto", show_default=True,
+              help="Which evaluation set --data holds; auto detects ImageNet-A/-R (their 200 "
+                   "WNID folders), ImageNet-Sketch (a --data folder named *sketch*) and the "
+                   "ImageNetV2 variant (from the folder name). ImageNet-A/-R are scored among "
+                   "their 200 classes; sets other than ImageNet get their own table beside "
+                   "timm's published figures.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Evaluate only the first N images (after --subset). Default: all.")
 @click.option("--subset", default=None, metavar="FORM",
@@ -92,12 +101,16 @@ Examples:
               help="No progress or notices on stderr (the random-weights warning stays).")
 @click.option("--json", "as_json", is_flag=True, default=False,
               help="Print a JSON summary on stdout instead of the tables.")
+@click.option("--real", is_flag=True, default=False,
+              help="Also report ReaL top-1/top-5 errors (Beyer et al. 2020; bundled labels) for "
+                   "runs of ILSVRC-2012 validation images (ILSVRC2012_val_* files). The same "
+                   "table comes later from the stored run with `inceval tables --real RUN`.")
 def command(models: str, crops: str, weights: str, weights_tag: str | None, data: Path | None,
             layout: str, devkit: Path | None, labels: Path | None, blacklist: Path | None,
-            limit: int | None, subset: str | None, batch_size: int,
+            dataset: str, limit: int | None, subset: str | None, batch_size: int,
             max_views_per_forward: int | None,
             workers: int, device: str, backend: str, dtype: str, out: Path | None, name: str | None,
-            overwrite: bool, seed: int, quiet: bool, as_json: bool) -> None:
+            overwrite: bool, seed: int, quiet: bool, as_json: bool, real: bool) -> None:
     """Evaluate models under crop protocols and store per-image predictions.
 
     One pass over the images: each model computes the union of its protocols' views once per
@@ -125,9 +138,11 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
         subset=subset, batch_size=batch_size, max_views_per_forward=max_views_per_forward,
         workers=workers, device=device, backend=backend, dtype=dtype, out=out, name=name,
         overwrite=overwrite,
-        seed=seed, command=shlex.join(["inceval", *sys.argv[1:]]),
+        seed=seed, command=shlex.join(["inceval", *_invoked_args()]),
     )
     prepared = prepare(request)
+    if real:
+        _check_real(prepared.dataset)
     if request.random_models:
         err_console.print(random_weights_panel(request.random_models))
     if not quiet:
@@ -141,6 +156,30 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
         with display:
             outcome = execute(prepared, progress=display)
     if as_json:
-        print_json(summary(prepared, outcome))
+        print_json(summary(prepared, outcome, real=real))
     else:
-        print_results(console, outcome)
+        print_results(console, outcome, real=real)
+
+
+def _invoked_args() -> list[str]:
+    """The arguments `inceval` was called with (sys.argv when called outside the group)."""
+    from inceval.cli import ARGV_KEY
+
+    context = click.get_current_context(silent=True)
+    recorded = context.meta.get(ARGV_KEY) if context is not None else None
+    return list(recorded) if recorded is not None else sys.argv[1:]
+
+
+def _check_real(dataset) -> None:  # noqa: ANN001 - ValDataset, imported lazily
+    """Refuse --real before any work when the images have no ReaL labels."""
+    from inceval.data import builtin
+    from inceval.errors import InceValError
+
+    if dataset.dataset != "imagenet":
+        raise InceValError(f"--real: --data holds {dataset.dataset} images; ReaL labels exist "
+                           "only for the ILSVRC-2012 validation images: drop --real")
+    odd = next((r for r in dataset.records if r.image_number is None
+                or r.image_number > builtin.VAL_IMAGES), None)
+    if odd is not None:
+        raise InceValError(f"--real: image {odd.path} is not an ILSVRC2012_val_XXXXXXXX file; "
+                           "ReaL labels exist only for the 50,000 validation images: drop --real")

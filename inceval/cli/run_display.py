@@ -157,14 +157,14 @@ def scores_table(scores: list[Score]) -> Table:
     return table
 
 
-def print_results(console: Console, outcome: RunOutcome) -> None:
-    """The run's own results table, then the paper's tables from the store."""
+def print_results(console: Console, outcome: RunOutcome, *, real: bool = False) -> None:
+    """The run's own results table, then the paper's tables (and ReaL's) from the store."""
     from inceval.reports.render import print_unsqueezed, to_rich
     from inceval.reports.tables import build_tables, describe_runs
 
     print_unsqueezed(console, scores_table(outcome.scores))
     reader = RunReader(outcome.run_dir)
-    print_unsqueezed(console, to_rich(build_tables([reader]), describe_runs([reader])))
+    print_unsqueezed(console, to_rich(build_tables([reader], real=real), describe_runs([reader])))
     stats = outcome.stats
     console.print(
         f"{stats.images:,} images, {stats.model_views:,} model views in "
@@ -174,9 +174,15 @@ def print_results(console: Console, outcome: RunOutcome) -> None:
     )
 
 
-def summary(prepared: PreparedRun, outcome: RunOutcome) -> dict[str, Any]:
-    """The machine-readable summary printed by ``--json``."""
+def summary(prepared: PreparedRun, outcome: RunOutcome, *, real: bool = False
+            ) -> dict[str, Any]:
+    """The machine-readable summary printed by ``--json`` (with ReaL scores if asked)."""
     stats = outcome.stats
+    extra: dict[str, Any] = {}
+    if real:
+        from inceval.reports.real import score_run_real
+
+        extra["real"] = [s.to_dict() for s in score_run_real(RunReader(outcome.run_dir))]
     return {
         "run_dir": str(outcome.run_dir),
         "images": stats.images,
@@ -198,4 +204,5 @@ def summary(prepared: PreparedRun, outcome: RunOutcome) -> dict[str, Any]:
             "model_views": stats.model_views,
             "model_views_per_s": round(stats.views_per_s, 3),
         },
+        **extra,
     }

@@ -1,6 +1,6 @@
 """ImageNet validation datasets: the images, their labels, and blacklist flags, in a fixed order.
 
-``load_val_dataset`` reads one of five layouts (see LAYOUTS; detected automatically), labels every
+``load_val_dataset`` reads one of six layouts (see LAYOUTS; detected automatically), labels every
 image with its standard class index (position of its WNID among the 1000 sorted WNIDs), orders the
 images deterministically (by ILSVRC image number when every file name has one, else by path),
 flags blacklisted images, then applies the quick-run selections. No image is decoded here.
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from inceval.data import builtin
+from inceval.data.benchmarks import EVAL_SETS, detect_dataset, scored_classes
 from inceval.data.blacklist import read_blacklist
 from inceval.data.layouts import LAYOUTS, label_images, plan_layout
 from inceval.data.records import ImageRecord
@@ -50,6 +52,7 @@ class ValDataset:
             (valprep, devkit, kaggle, WNID lists), else None.
         label_source: where the labels came from, for reports.
         blacklist_source: the blacklist file applied, or None.
+        dataset: the evaluation set (a key of inceval.data.benchmarks.EVAL_SETS).
     """
 
     root: Path
@@ -59,6 +62,7 @@ class ValDataset:
     class_wnids: tuple[str, ...] | None
     label_source: str
     blacklist_source: Path | None = field(default=None)
+    dataset: str = field(default="imagenet")
 
     def __post_init__(self) -> None:
         flags = np.array(self.blacklisted, dtype=bool, copy=True).reshape(-1)
@@ -70,6 +74,11 @@ class ValDataset:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def scored_classes(self) -> tuple[int, ...] | None:
+        """The classes predictions are restricted to before top-k (ImageNet-A/R), else None."""
+        return scored_classes(self.dataset)
 
     @property
     def has_blacklist(self) -> bool:
@@ -103,13 +112,15 @@ class ValDataset:
             blacklist = f"blacklist {flagged:,} flagged, {n - flagged:,} kept"
         else:
             blacklist = "no blacklist"
-        return f"{self.layout} layout, {n:,} images in {self.root}; labels: {self.label_source}; " \
-               f"{blacklist}"
+        dataset = "" if self.dataset == "imagenet" else f"{EVAL_SETS[self.dataset].title}, "
+        return f"{dataset}{self.layout} layout, {n:,} images in {self.root}; labels: " \
+               f"{self.label_source}; {blacklist}"
 
 
 def load_val_dataset(root: str | Path, *, layout: str = "auto", devkit: str | Path | None = None,
                      labels_file: str | Path | None = None, blacklist: str | Path | None = None,
-                     limit: int | None = None, subset: str | None = None) -> ValDataset:
+                     limit: int | None = None, subset: str | None = None,
+                     dataset: str = "auto") -> ValDataset:
     """Find, label and order the validation images under ``root``.
 
     Args:
@@ -118,10 +129,12 @@ def load_val_dataset(root: str | Path, *, layout: str = "auto", devkit: str | Pa
         devkit: ILSVRC2012_devkit_t12 folder or .tar.gz, for the devkit layout (``--devkit``);
             found inside or beside ``root`` when unique.
         labels_file: LOC_val_solution.csv (kaggle) or a list file (list) (``--labels``).
-        blacklist: devkit blacklist file of 1-based image numbers (``--blacklist``); images are
-            flagged, never dropped.
+        blacklist: devkit blacklist file of 1-based image numbers, or ``ilsvrc2014`` for the
+            bundled ILSVRC2014 list (``--blacklist``); images are flagged, never dropped.
         limit: keep only the first ``limit`` images, after the subset (``--limit``).
         subset: a quick-run selection, one of SUBSET_FORMS (``--subset``).
+        dataset: the evaluation set, or "auto" to detect it (``--dataset``; see
+            inceval.data.benchmarks).
 
     Returns:
         The dataset in its deterministic order.
@@ -136,15 +149,27 @@ def load_val_dataset(root: str | Path, *, layout: str = "auto", devkit: str | Pa
     quick = limit is not None or subset is not None
     labelled = label_images(root, scan, plan, partial_ok=quick)
     records = _in_order(root, labelled.records)
-    blacklist_path = _path(blacklist)
+    blacklist_path = resolve_blacklist(blacklist)
     flags = _flags(root, records, blacklist_path)
+    name = detect_dataset(root, plan.layout, [r.label for r in records], dataset)
     keep = select(records, subset, limit)
     return ValDataset(root, plan.layout, tuple(records[i] for i in keep), flags[keep],
-                      labelled.class_wnids, labelled.label_source, blacklist_path)
+                      labelled.class_wnids, labelled.label_source, blacklist_path, name)
 
 
 def _path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value).expanduser()
+
+
+def resolve_blacklist(value: str | Path | None) -> Path | None:
+    """The blacklist file of ``--blacklist``: the bundled ILSVRC2014 list for ``ilsvrc2014``.
+
+    The keyword wins over a file of that name in the working directory; write ``./ilsvrc2014``
+    for such a file.
+    """
+    if value is not None and str(value) == builtin.BLACKLIST_KEYWORD:
+        return builtin.ilsvrc2014_blacklist_path()
+    return _path(value)
 
 
 def _in_order(root: Path, records: list[ImageRecord]) -> list[ImageRecord]:

@@ -1,4 +1,4 @@
-"""The five ways a validation set is laid out on disk, how one is detected, how each is labelled.
+"""The six ways a validation set is laid out on disk, how one is detected, how each is labelled.
 
 Every layout turns the images found on disk into ImageRecords. A label source that names images
 absent from disk is refused for a full run (the accuracy would silently cover fewer images) and
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from inceval.data import builtin
 from inceval.data.devkit import GROUND_TRUTH, find_devkits, read_devkit
 from inceval.data.kaggle import (
     SEARCH_LEVELS,
@@ -36,7 +37,11 @@ LAYOUTS: Mapping[str, str] = MappingProxyType({
               "4 folders above DIR or given as --labels",
     "list": "any tree labelled by --labels FILE of 'relative/path label' lines (0..999 or WNID)",
     "imagenetv2": "DIR/<0..999>/*: ImageNetV2, folders named by class index (read as integers)",
+    "ilsvrc2012": "flat DIR/ILSVRC2012_val_XXXXXXXX.JPEG labelled by inceval's bundled ILSVRC-2012 "
+                  "ground truth (no devkit needed; used when no devkit or CSV is found)",
 })
+# Class-folder sets other than the 1000 classes: ImageNet-A and ImageNet-R (200 WNIDs each).
+SUBSET_DATASETS = ("imagenet-a", "imagenet-r")
 
 _CLASS_NUMBER = re.compile(r"[+-]?\d+")
 
@@ -138,6 +143,8 @@ def label_images(root: Path, scan: DirScan, plan: Plan, partial_ok: bool) -> Lab
         return _valprep(root, scan)
     if plan.layout == "imagenetv2":
         return _imagenetv2(root, scan)
+    if plan.layout == "ilsvrc2012":
+        return _ilsvrc2012(root, scan, partial_ok)
     assert plan.source is not None  # plan_layout gives every flat layout a source
     if plan.layout == "list":
         listed = read_list(plan.source)
@@ -193,6 +200,8 @@ def _detect(root: Path, scan: DirScan, devkit: Path | None, labels_file: Path | 
     found += [Plan("kaggle", p, found=True) for p in find_solutions(root)]
     if len(found) == 1:
         return found[0]
+    if not found and all(_val_number(name) is not None for name in scan.top_images):
+        return Plan("ilsvrc2012", None)
     if not found:
         raise InceValError(f"--data {root} holds {len(scan.top_images):,} images in one folder but "
                            "no labels were found beside it; pass --devkit ILSVRC2012_devkit_t12 "
@@ -223,15 +232,54 @@ def _valprep(root: Path, scan: DirScan) -> Labelled:
             raise InceValError(f"folder {name}/ in --data {root} holds images but is not a WNID "
                                "(n + 8 digits); the valprep layout needs root/<wnid>/ folders only")
     wnids = sorted(d for d in scan.subdirs if is_wnid(d))
+    subset = subset_dataset_of(wnids)
+    if subset is not None:
+        # ImageNet-A/R: labels stay in the 1000-class space of the models' outputs.
+        index = builtin.class_index()
+        records = [ImageRecord(f"{wnid}/{name}", index[wnid], image_number(name))
+                   for wnid in wnids for name in scan.subdirs[wnid]]
+        if not records:
+            raise _empty(root)
+        return Labelled(records, builtin.imagenet_wnids(),
+                        f"WNID folder names ({subset}: {len(wnids)} of the 1000 classes)")
     if len(wnids) != NUM_CLASSES:
-        raise InceValError(f"--data {root} has {len(wnids)} WNID class folders, not {NUM_CLASSES}; "
-                           "the class index is the folder's position among all 1000, so copy the "
-                           "complete validation set")
+        raise InceValError(f"--data {root} has {len(wnids)} WNID class folders, not {NUM_CLASSES} "
+                           f"(nor the 200 of ImageNet-A or ImageNet-R); the class index is the "
+                           "folder's position among all 1000, so copy the complete validation set")
     records = [ImageRecord(f"{wnid}/{name}", label, image_number(name))
                for label, wnid in enumerate(wnids) for name in scan.subdirs[wnid]]
     if not records:
         raise _empty(root)
     return Labelled(records, tuple(wnids), "WNID folder names")
+
+
+def subset_dataset_of(wnids: list[str] | tuple[str, ...]) -> str | None:
+    """``imagenet-a`` or ``imagenet-r`` when the WNIDs are exactly that dataset's 200, else None."""
+    given = set(wnids)
+    for name in SUBSET_DATASETS:
+        if given == set(builtin.dataset_wnids(name)):
+            return name
+    return None
+
+
+def _val_number(name: str) -> int | None:
+    """The ILSVRC-2012 validation image number (1..50,000) of a file name, else None."""
+    number = image_number(name)
+    return number if number is not None and 1 <= number <= builtin.VAL_IMAGES else None
+
+
+def _ilsvrc2012(root: Path, scan: DirScan, partial_ok: bool) -> Labelled:
+    _require_flat(root, scan, "ilsvrc2012")
+    for name in scan.top_images:
+        if _val_number(name) is None:
+            raise InceValError(f"{name} in --data {root} is not named ILSVRC2012_val_%08d (1..50,000); "
+                               "the bundled ground truth labels images by that number: pass "
+                               "--labels FILE or --devkit for other images")
+    records = _join(root, list(scan.top_images), image_number, builtin.ilsvrc2012_val_labels(),
+                    "the bundled ILSVRC-2012 ground truth", partial_ok,
+                    "use --labels FILE for images outside the ILSVRC-2012 validation set")
+    return Labelled(records, builtin.imagenet_wnids(),
+                    "bundled ILSVRC-2012 validation ground truth")
 
 
 def _imagenetv2(root: Path, scan: DirScan) -> Labelled:

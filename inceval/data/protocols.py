@@ -193,6 +193,49 @@ class Protocol:
         return tuple(views)
 
 
+# What `inceval protocols` prints for each built-in protocol. Free text kept out of the
+# definitions below, which are pure data (and mutation-tested; see docs/testing.md).
+_DESCRIPTIONS: dict[str, str] = {
+    "1": (
+        "The weights' own single crop (timm/torchvision): shorter side to "
+        "floor(input/crop_pct), long side truncated, centre crop with round-half-even offsets."
+    ),
+    "1-slim": (
+        "TF-slim single crop: TF1 central_crop of 87.5% (start floor(h/16), floor(w/16)), "
+        "resized to input x input ignoring aspect, TF1 bilinear without antialias."
+    ),
+    "10": (
+        "AlexNet 10-crop (the 'standard 10-crop' the ResNet paper cites): shorter side "
+        "256/224 x input, centre square, 4 corners + centre, each mirrored."
+    ),
+    "10-full": (
+        "torchvision TenCrop-style 10-crop: shorter side 256/224 x input, 4 corners + centre "
+        "of the whole resized image, each crop mirrored."
+    ),
+    "12": (
+        "The 144-crop scheme at one scale (256/224 x input) and the centre square: 4 corners "
+        "+ centre + whole square resized, each mirrored; a subset of '144'."
+    ),
+    "12-image": (
+        "12-crop alternative: one scale (256/224 x input), 4 corners + centre of the whole "
+        "resized image + the whole image squashed to input x input, each mirrored."
+    ),
+    "12-3sq": (
+        "12-crop alternative: one scale (256/224 x input), 3 squares x {centre crop, whole "
+        "square resized}, each mirrored."
+    ),
+    "12-resized": (
+        "12-crop alternative: 4 scales (256..352/224 x input) x 3 squares, each square "
+        "resized to input x input, no mirror."
+    ),
+    "144": (
+        "GoogLeNet 144-crop: shorter side 256/288/320/352 per 224 of input x 3 squares "
+        "(left/top, centre, right/bottom) x {4 corners, centre, whole square resized} "
+        "x mirror."
+    ),
+}
+
+
 def _builtin() -> tuple[Protocol, ...]:
     corners_centre = (*_CORNERS, "centre")
     googlenet_crops = (*_CORNERS, "centre", "whole")
@@ -200,58 +243,39 @@ def _builtin() -> tuple[Protocol, ...]:
     four_scales = tuple(ScaleRule.parse(s) for s in _GOOGLENET_SCALES)
     return (
         Protocol(
-            "1", 1,
-            "The weights' own single crop (timm/torchvision): shorter side to "
-            "floor(input/crop_pct), long side truncated, centre crop with round-half-even offsets.",
+            "1", 1, _DESCRIPTIONS["1"],
             scales=(ScaleRule("crop_pct"),),
         ),
         Protocol(
-            "1-slim", 1,
-            "TF-slim single crop: TF1 central_crop of 87.5% (start floor(h/16), floor(w/16)), "
-            "resized to input x input ignoring aspect, TF1 bilinear without antialias.",
+            "1-slim", 1, _DESCRIPTIONS["1-slim"],
             central_fraction=0.875, crops=("whole",), interpolation="tf1-bilinear",
         ),
         Protocol(
-            "10", 1,
-            "AlexNet 10-crop (the 'standard 10-crop' the ResNet paper cites): shorter side "
-            "256/224 x input, centre square, 4 corners + centre, each mirrored.",
+            "10", 1, _DESCRIPTIONS["10"],
             scales=one_scale, regions=("centre",), crops=corners_centre, mirror=True,
         ),
         Protocol(
-            "10-full", 1,
-            "torchvision TenCrop-style 10-crop: shorter side 256/224 x input, 4 corners + centre "
-            "of the whole resized image, each crop mirrored.",
+            "10-full", 1, _DESCRIPTIONS["10-full"],
             scales=one_scale, regions=("image",), crops=corners_centre, mirror=True,
         ),
         Protocol(
-            "12", 1,
-            "The 144-crop scheme at one scale (256/224 x input) and the centre square: 4 corners "
-            "+ centre + whole square resized, each mirrored; a subset of '144'.",
+            "12", 1, _DESCRIPTIONS["12"],
             scales=one_scale, regions=("centre",), crops=googlenet_crops, mirror=True,
         ),
         Protocol(
-            "12-image", 1,
-            "12-crop alternative: one scale (256/224 x input), 4 corners + centre of the whole "
-            "resized image + the whole image squashed to input x input, each mirrored.",
+            "12-image", 1, _DESCRIPTIONS["12-image"],
             scales=one_scale, regions=("image",), crops=googlenet_crops, mirror=True,
         ),
         Protocol(
-            "12-3sq", 1,
-            "12-crop alternative: one scale (256/224 x input), 3 squares x {centre crop, whole "
-            "square resized}, each mirrored.",
+            "12-3sq", 1, _DESCRIPTIONS["12-3sq"],
             scales=one_scale, regions=_SQUARES, crops=("centre", "whole"), mirror=True,
         ),
         Protocol(
-            "12-resized", 1,
-            "12-crop alternative: 4 scales (256..352/224 x input) x 3 squares, each square "
-            "resized to input x input, no mirror.",
+            "12-resized", 1, _DESCRIPTIONS["12-resized"],
             scales=four_scales, regions=_SQUARES, crops=("whole",),
         ),
         Protocol(
-            "144", 1,
-            "GoogLeNet 144-crop: shorter side 256/288/320/352 per 224 of input x 3 squares "
-            "(left/top, centre, right/bottom) x {4 corners, centre, whole square resized} "
-            "x mirror.",
+            "144", 1, _DESCRIPTIONS["144"],
             scales=four_scales, regions=_SQUARES, crops=googlenet_crops, mirror=True,
         ),
     )

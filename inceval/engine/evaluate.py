@@ -243,6 +243,9 @@ def build_manifest(models: Sequence[nn.Module], protocols: Sequence[Protocol | s
         "data": {
             "root": str(dataset.root),
             "layout": dataset.layout,
+            "dataset": dataset.dataset,
+            "scored_classes": (list(dataset.scored_classes)
+                               if dataset.scored_classes is not None else None),
             "num_images": len(dataset),
             "fingerprint": dataset.fingerprint(),
             "label_source": dataset.label_source,

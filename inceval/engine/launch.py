@@ -141,7 +141,8 @@ def _load_dataset(request: RunRequest) -> tuple[ValDataset, bool]:
         return dataset, True
     dataset = load_val_dataset(request.data, layout=request.layout, devkit=request.devkit,
                                labels_file=request.labels, blacklist=request.blacklist,
-                               limit=request.limit, subset=request.subset)
+                               limit=request.limit, subset=request.subset,
+                               dataset=request.dataset)
     return dataset, False
 
 

@@ -108,6 +108,7 @@ class RunRequest:
     devkit: Path | None = None
     labels: Path | None = None
     blacklist: Path | None = None
+    dataset: str = "auto"
     limit: int | None = None
     subset: str | None = None
     batch_size: int = 8
@@ -141,9 +142,10 @@ class RunRequest:
                 if options.get(key) is not None:
                     raise InceValError(f"--{key} needs --data; without --data the bundled sample "
                                        "is evaluated with its own labels")
-            if options.get("layout", "auto") != "auto":
-                raise InceValError("--layout needs --data; without --data the bundled sample is "
-                                   "evaluated")
+            for key in ("layout", "dataset"):
+                if options.get(key, "auto") != "auto":
+                    raise InceValError(f"--{key} needs --data; without --data the bundled sample "
+                                       "is evaluated")
         return cls(models=model_list, crops=crop_list, weights=checked, weights_tags=tags,
                    **options)  # type: ignore[arg-type]
 

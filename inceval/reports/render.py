@@ -4,6 +4,10 @@ Every renderer shows the same cells: errors with 2 decimals, the paper's values 
 (1 decimal, "N/A" where the paper has none), differences (ours - reference) in signed percentage
 points, "-" where a cell does not apply. JSON and CSV carry the unrounded numbers and every
 machine column of the frames.
+
+When a table carries intervals (``build_tables(ci=True)``), each error is followed by its 95%
+interval "[low, high]" and each reference difference by whether the reference value lies inside
+that interval ("yes"/"no"). The differences table (``build_differences``) has columns of its own.
 """
 
 from __future__ import annotations
@@ -49,6 +53,20 @@ def _text(value: Any) -> str:
     return _DASH if value is None or value == "" else str(value)
 
 
+def _interval(low: Any, high: Any) -> str:
+    return _DASH if low is None else f"[{low:.2f}, {high:.2f}]"
+
+
+def _inside(value: Any) -> str:
+    return _DASH if value is None else ("yes" if value else "no")
+
+
+def _p_value(value: Any) -> str:
+    if value is None:
+        return _DASH
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
 def _network(row: dict[str, Any]) -> str:
     if row["members"] is not None:
         return row["network"] or "(not in the paper)"
@@ -63,12 +81,17 @@ Column = tuple[str, Callable[[dict[str, Any]], str]]
 
 def display_columns(table: ReportTable, several_runs: bool) -> list[Column]:
     """The columns a human-readable rendering of ``table`` shows."""
+    if table.key == "differences":
+        return _difference_columns()
     ref = table.reference_label
+    intervals = "top1_ci_low" in table.frame.columns
     # Print references as their source printed them: the paper 1 decimal, timm 3.
-    decimals = 3 if table.key == "checkpoints" else 1
+    decimals = 3 if table.reference_label == "timm" else 1
     cols: list[Column] = []
     if several_runs:
         cols.append(("Run", lambda r: _text(r["run"])))
+    if table.key == "datasets":
+        cols.append(("Dataset", lambda r: _text(r["dataset"])))
     if table.key == "checkpoints":
         cols += [("Model", lambda r: _text(r["model"])), ("Weights", lambda r: _text(r["weights"]))]
     else:
@@ -83,17 +106,46 @@ def display_columns(table: ReportTable, several_runs: bool) -> list[Column]:
     cols.append(("Images", lambda r: _count(r["images"])))
     for k in ("1", "5"):
         cols.append((f"Top-{k}", lambda r, k=k: _ours(r[f"top{k}"])))
+        if intervals:
+            cols.append((f"95% CI top-{k}",
+                         lambda r, k=k: _interval(r[f"top{k}_ci_low"], r[f"top{k}_ci_high"])))
         if ref:
-            cols.append((f"{_REFERENCE_HEADERS.get(ref, ref)} top-{k}",
+            header = _REFERENCE_HEADERS.get(ref, ref)
+            cols.append((f"{header} top-{k}",
                          lambda r, k=k: _theirs(r[f"paper_top{k}"], r["reference"], decimals)))
             cols.append((f"Diff top-{k}", lambda r, k=k: _delta(r[f"delta_top{k}"])))
+            if intervals:
+                cols.append((f"{header} in CI top-{k}",
+                             lambda r, k=k: _inside(r[f"paper_top{k}_inside"])))
     return cols
 
 
+def _difference_columns() -> list[Column]:
+    return [
+        ("Run", lambda r: _text(r["run"])),
+        ("Model", lambda r: _text(r["model"])),
+        ("Protocol", lambda r: _text(r["protocol"])),
+        ("Comparison", lambda r: _text(r["comparison"])),
+        ("Against", lambda r: _text(r["against"])),
+        ("Metric", lambda r: "top-1" if r["metric"] == "top1" else "top-5"),
+        ("Images", lambda r: _count(r["images"])),
+        ("Error", lambda r: _ours(r["error"])),
+        ("Against error", lambda r: _ours(r["against_error"])),
+        ("Diff", lambda r: _delta(r["delta"])),
+        ("95% CI", lambda r: _interval(r["delta_ci_low"], r["delta_ci_high"])),
+        ("Only row wrong", lambda r: _count(r["only_ours_wrong"])),
+        ("Only against wrong", lambda r: _count(r["only_against_wrong"])),
+        ("p (McNemar)", lambda r: _p_value(r["p_value"])),
+    ]
+
+
 def _caption(table: ReportTable) -> str:
-    source = "timm" if table.key == "checkpoints" else "paper"
+    if table.key == "differences":
+        return f"{table.title} (percentage points, {table.subset} images)"
+    source = "timm" if table.reference_label == "timm" else "paper"
     images = f"; {source}: {table.expected_images:,} images" if table.expected_images else ""
-    return f"{table.title} (top-1/top-5 error %, {table.subset} images{images})"
+    exact = "; 95% CI: exact (Clopper-Pearson)" if "top1_ci_low" in table.frame.columns else ""
+    return f"{table.title} (top-1/top-5 error %, {table.subset} images{images}{exact})"
 
 
 def _records(table: ReportTable) -> list[dict[str, Any]]:
@@ -167,11 +219,17 @@ def to_rich(tables: Sequence[ReportTable], runs: Sequence[RunInfo]) -> Group:
 
 
 def to_json(tables: Sequence[ReportTable], runs: Sequence[RunInfo],
-            paper_source: str | None) -> dict[str, Any]:
-    """Plain data: runs, tie rule, paper source, and every table with all machine columns."""
-    return {
+            paper_source: str | None, differences: ReportTable | None = None,
+            settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plain data: runs, tie rule, paper source, and every table with all machine columns.
+
+    ``differences`` (the table of :func:`inceval.reports.tables.build_differences`) goes under
+    its own key, and ``settings`` (interval and calibration settings) under "statistics".
+    """
+    data: dict[str, Any] = {
         "tie_rule": TIE_RULE,
-        "units": {"errors": "percent", "differences": "percentage points (ours - reference)"},
+        "units": {"errors": "percent", "differences": "percentage points (ours - reference)",
+                  "nll": "nats per image", "ece": "percent"},
         "paper": paper_source,
         "runs": [vars(r) for r in runs],
         "tables": [
@@ -187,6 +245,13 @@ def to_json(tables: Sequence[ReportTable], runs: Sequence[RunInfo],
             for t in tables
         ],
     }
+    if settings is not None:
+        data["statistics"] = settings
+    if differences is not None:
+        data["differences"] = {"title": differences.title, "subset": differences.subset,
+                               "rows": [_clean(row) for row in _records(differences)],
+                               "notes": differences.notes}
+    return data
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +266,8 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_csv(tables: Sequence[ReportTable]) -> str:
-    """One CSV of all tables (long format): a ``table`` column, then the frames' columns."""
+    """One CSV of all tables (long format): a ``table`` column, then the frames' columns (their
+    union, when a differences table is among them; cells a table lacks are empty)."""
     frames = [t.frame.assign(table=t.key) for t in tables]
     frame = pd.concat(frames, ignore_index=True)
     frame = frame[["table", *[c for c in frame.columns if c != "table"]]]

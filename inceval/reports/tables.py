@@ -18,6 +18,14 @@ Rows the runs do not cover are omitted; a table with no measured row is left out
 ``paper=True`` the paper's rows for networks inceval cannot evaluate (BN-Inception, ResNet) are
 added as reference rows, and the paper/delta columns are filled; with ``paper=False`` those columns
 and the checkpoint table are dropped. Errors are percentages; deltas are percentage points.
+
+Uncertainty (``ci=True``, :data:`CI_COLUMNS` and :data:`PAPER_CI_COLUMNS`): every measured error
+gets its exact 95% (Clopper-Pearson) interval. The paper's value is a constant, so the interval of
+ours - paper is our interval minus it, and ``paper_top1_inside`` says whether the paper's value
+lies in our interval. Differences between two measurements on the same images (a model's 10/12/144
+crops against its 1 crop, an ensemble against its best member) are in a separate table,
+:func:`build_differences`, with paired bootstrap intervals. ``calibration=True`` adds the
+negative log-likelihood and expected calibration error of each row (:mod:`inceval.stats`).
 """
 
 from __future__ import annotations
@@ -29,10 +37,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from inceval import stats
 from inceval.engine.metrics import TIE_RULE
 from inceval.errors import InceValError
 from inceval.reports import paper as paper_data
-from inceval.store import RunReader, Score
+from inceval.store import RunReader, Score, images_difference
 
 TABLE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "1": ("1", "1-slim"),
@@ -47,9 +56,24 @@ COLUMNS = (
     "run", "model", "weights", "network", "members", "protocol", "protocol_version", "crops",
     "subset", "images", "expected_images", "top1", "top5", "top1_wrong", "top5_wrong",
     "top1_tie_dependent", "top5_tie_dependent", "complete", "reference", "paper_top1",
-    "paper_top5", "delta_top1", "delta_top5", "footnote",
+    "paper_top5", "delta_top1", "delta_top5", "footnote", "dataset",
 )
 PAPER_COLUMNS = ("reference", "paper_top1", "paper_top5", "delta_top1", "delta_top5", "footnote")
+# Added with ``ci=True``: exact interval of each error (percent) ...
+CI_COLUMNS = ("top1_ci_low", "top1_ci_high", "top5_ci_low", "top5_ci_high")
+# ... and, beside a reference value, the interval of ours - reference and whether it is inside.
+PAPER_CI_COLUMNS = ("delta_top1_ci_low", "delta_top1_ci_high", "delta_top5_ci_low",
+                    "delta_top5_ci_high", "paper_top1_inside", "paper_top5_inside")
+# Added with ``calibration=True``: NLL (nats per image) and ECE (percent).
+CALIBRATION_COLUMNS = ("nll", "ece")
+# Columns of the differences table (:func:`build_differences`), one row per metric.
+DIFFERENCE_COLUMNS = (
+    "run", "model", "protocol", "comparison", "against", "subset", "metric", "images", "error",
+    "against_error", "delta", "delta_ci_low", "delta_ci_high", "only_ours_wrong",
+    "only_against_wrong", "p_value", "resamples", "seed",
+)
+# Multi-crop protocols compared with protocol "1" of the same model and run.
+_CROP_DIFFERENCE_PROTOCOLS = TABLE_PROTOCOLS["2"] + TABLE_PROTOCOLS["3"]
 
 
 @dataclass
@@ -103,8 +127,26 @@ def describe_runs(runs: Sequence[RunReader]) -> list[RunInfo]:
     ]
 
 
+class PerImageCache:
+    """Per-image vectors (:class:`inceval.stats.PerImage`) of prediction files, read once each."""
+
+    def __init__(self, allow_incomplete: bool = False) -> None:
+        self._allow_incomplete = allow_incomplete
+        self._store: dict[tuple[str, str, str], stats.PerImage] = {}
+
+    def get(self, run: RunReader, model: str, protocol: str) -> stats.PerImage:
+        """The vectors of ``model``/``protocol`` in ``run`` (rows written so far if allowed)."""
+        key = (os.path.abspath(run.run_dir), model, protocol)
+        if key not in self._store:
+            self._store[key] = stats.per_image(run, model, protocol,
+                                               allow_incomplete=self._allow_incomplete)
+        return self._store[key]
+
+
 def build_tables(runs: Sequence[RunReader], *, paper: bool = True,
-                 allow_incomplete: bool = False) -> list[ReportTable]:
+                 allow_incomplete: bool = False, ci: bool = False, calibration: bool = False,
+                 confidence: float = stats.CONFIDENCE,
+                 cache: PerImageCache | None = None, real: bool = False) -> list[ReportTable]:
     """Score every stored entry of ``runs`` and arrange the scores as the paper's tables.
 
     Args:
@@ -112,29 +154,253 @@ def build_tables(runs: Sequence[RunReader], *, paper: bool = True,
         paper: add the paper's values, differences and reference rows.
         allow_incomplete: score unfinished prediction files on their rows written so far
             (marked ``complete`` False) instead of refusing them.
+        ci: add exact intervals of every error (:data:`CI_COLUMNS`, and with ``paper``
+            :data:`PAPER_CI_COLUMNS`).
+        calibration: add :data:`CALIBRATION_COLUMNS` (reads every prediction file once more).
+        confidence: coverage of the intervals.
+        cache: per-image vectors shared with :func:`build_differences`.
+        real: add the "real" table: every entry of the ImageNet runs rescored against the ReaL
+            labels (:mod:`inceval.reports.real`), beside timm's published ReaL figures.
+
+    Runs of other evaluation sets (ImageNetV2, -Sketch, -A, -R; the manifest's ``data.dataset``)
+    go to the "datasets" table beside timm's figures for that set, never to Tables 1-4.
 
     Raises:
-        InceValError: no prediction files in ``runs``, or an incomplete one (unless allowed).
+        InceValError: no prediction files in ``runs``, or an incomplete one (unless allowed);
+            with ``real``, no run of ILSVRC-2012 validation images.
     """
+    cache = cache or PerImageCache(allow_incomplete)
     measured: dict[str, list[dict[str, Any]]] = {k: [] for k in ("1", "2", "3", "4",
-                                                                 "checkpoints", "other")}
+                                                                 "checkpoints", "other",
+                                                                 "datasets", "real")}
     for run_index, (run, label) in enumerate(zip(runs, run_labels(runs))):
         for model, protocol in run.entries():
             scores = run.score(model, protocol, allow_incomplete=allow_incomplete)
             for key, row in _place(run, label, model, protocol, scores):
                 row["_order"] = (run_index, _protocol_rank(protocol), model)
+                if ci:
+                    _add_intervals(row, confidence)
+                if calibration:
+                    vectors = cache.get(run, model, protocol)
+                    if row["subset"] == "non-blacklisted":
+                        vectors = vectors.subset(~run.blacklisted[: len(vectors.top1_correct)])
+                    result = vectors.calibration()
+                    row.update(nll=result.nll, ece=result.ece)
                 measured[key].append(row)
     if not any(measured.values()):
         raise InceValError("the runs hold no prediction files; run `inceval run` first")
-    tables = [table for table in (_table(key, rows, paper) for key, rows in measured.items())
+    real_notes: list[str] = []
+    if real:
+        measured["real"], real_notes = _real_rows(runs, ci, confidence, allow_incomplete)
+    columns = list(COLUMNS)
+    if ci:
+        columns += [*CI_COLUMNS, *PAPER_CI_COLUMNS]
+    if calibration:
+        columns += list(CALIBRATION_COLUMNS)
+    tables = [table for table in (_table(key, rows, paper, columns)
+                                  for key, rows in measured.items())
               if table is not None]
-    unlisted = [label for run, label in zip(runs, run_labels(runs)) if not run.blacklisted.any()]
     for table in tables:
-        if table.key == "1" and unlisted:
-            table.notes.insert(0, f"Blacklist: run(s) {', '.join(unlisted)} mark no image as "
-                                  "blacklisted (was the blacklist file given?), so their rows "
-                                  "cover all their images.")
+        if table.key == "1":
+            table.notes[:0] = _blacklist_notes(runs)
+        if table.key == "real":
+            table.notes[:0] = real_notes
     return tables
+
+
+def _blacklist_notes(runs: Sequence[RunReader]) -> list[str]:
+    """Why a run's Table 1 rows cover all its images: no blacklist given, or none selected."""
+    notes = []
+    for run, label in zip(runs, run_labels(runs)):
+        if run.blacklisted.any() or run.dataset != "imagenet":
+            continue
+        given = run.manifest["data"].get("blacklist")
+        if given:
+            notes.append(f"Blacklist: run {label} applied {given}, but none of its "
+                         f"{run.num_images:,} images is on it, so its rows cover all its images.")
+        else:
+            notes.append(f"Blacklist: run {label} was made without --blacklist (e.g. "
+                         "--blacklist ilsvrc2014), so its rows cover all its images.")
+    return notes
+
+
+def _real_rows(runs: Sequence[RunReader], ci: bool, confidence: float,
+               allow_incomplete: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of the "real" table, and notes on the runs that have none."""
+    from inceval.reports.published import published
+    from inceval.reports.real import score_run_real
+
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for run_index, (run, label) in enumerate(zip(runs, run_labels(runs))):
+        try:
+            scores = score_run_real(run, allow_incomplete=allow_incomplete)
+        except InceValError as exc:
+            notes.append(f"ReaL: no rows for run {label}: {exc}")
+            continue
+        for score in scores:
+            info = run.manifest["models"].get(score.model, {})
+            record = run.manifest["protocols"].get(score.protocol, {})
+            tag = None if paper_data.is_ensemble(info) else info.get("weights_tag")
+            reference = published("real", tag) if score.protocol == "1" else None
+            row = {
+                "run": label, "model": score.model, "weights": _weights_label(info),
+                "network": None if paper_data.is_ensemble(info)
+                else paper_data.network_of(score.model, info),
+                "members": paper_data.describe_composition(info)
+                if paper_data.is_ensemble(info) else None,
+                "protocol": score.protocol, "protocol_version": record.get("version"),
+                "crops": record.get("num_views") or score.protocol, "subset": "all",
+                "images": score.images, "top1": score.top1_error, "top5": score.top5_error,
+                "top1_wrong": score.top1_wrong, "top5_wrong": score.top5_wrong,
+                "top1_tie_dependent": score.top1_tie_dependent,
+                "top5_tie_dependent": score.top5_tie_dependent, "complete": True,
+                "reference": reference.weights if reference else None,
+                "paper_top1": reference.top1_error if reference else None,
+                "paper_top5": reference.top5_error if reference else None, "footnote": None,
+                "dataset": "imagenet-real", "_order": (run_index, _protocol_rank(score.protocol),
+                                                       score.model),
+            }
+            row["delta_top1"] = _delta(row["top1"], row["paper_top1"])
+            row["delta_top5"] = _delta(row["top5"], row["paper_top5"])
+            if ci:
+                _add_intervals(row, confidence)
+            rows.append(row)
+            if score.excluded:
+                notes.append(f"ReaL: {label} {score.model} {score.protocol}: {score.images:,} "
+                             f"images scored, {score.excluded:,} excluded (empty ReaL set).")
+    if not rows:
+        raise InceValError("--real: no run holds ILSVRC-2012 validation images with ReaL labels ("
+                           + "; ".join(notes) + ")")
+    return rows, notes
+
+
+def _add_intervals(row: dict[str, Any], confidence: float) -> None:
+    """Clopper-Pearson interval of each error of ``row``, and where the reference value lies."""
+    for k in ("1", "5"):
+        low, high = stats.error_interval_pp(int(row[f"top{k}_wrong"]), int(row["images"]),
+                                            confidence)
+        row[f"top{k}_ci_low"], row[f"top{k}_ci_high"] = low, high
+        reference = row.get(f"paper_top{k}")
+        if reference is None:
+            row[f"delta_top{k}_ci_low"] = row[f"delta_top{k}_ci_high"] = None
+            row[f"paper_top{k}_inside"] = None
+        else:
+            row[f"delta_top{k}_ci_low"] = low - reference
+            row[f"delta_top{k}_ci_high"] = high - reference
+            row[f"paper_top{k}_inside"] = bool(low <= reference <= high)
+
+
+def build_differences(runs: Sequence[RunReader], *, allow_incomplete: bool = False,
+                      resamples: int = stats.BOOTSTRAP_RESAMPLES,
+                      seed: int = stats.BOOTSTRAP_SEED, confidence: float = stats.CONFIDENCE,
+                      cache: PerImageCache | None = None,
+                      keep_empty: bool = False) -> ReportTable | None:
+    """Paired differences of errors on the same images, with bootstrap intervals.
+
+    Rows (all images, top-1 and top-5 each):
+
+    * every model of a run stored under protocol "1" and a 10/12/144-crop protocol: that
+      protocol's error minus the 1-crop error (``comparison`` "144 - 1 crop");
+    * every ensemble: its error minus that of its best member (lowest error of that metric,
+      first in member order on a tie), the member runs being read from the paths recorded in
+      the ensemble's manifest. A member that cannot be read, lacks the protocol or was run on
+      other images is named in a note instead.
+
+    The interval is :func:`inceval.stats.paired_bootstrap` (``resamples`` resamples of the images,
+    numpy generator seeded with ``seed``); ``p_value`` is the exact McNemar test of the images
+    only one side gets wrong.
+
+    Returns:
+        A table with key "differences" and columns :data:`DIFFERENCE_COLUMNS`, or None when no
+        difference applies and there is nothing to note (an empty table with ``keep_empty``).
+    """
+    cache = cache or PerImageCache(allow_incomplete)
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for run, label in zip(runs, run_labels(runs)):
+        entries = run.entries()
+        for model, protocol in entries:
+            if protocol in _CROP_DIFFERENCE_PROTOCOLS and (model, "1") in entries:
+                ours, base = cache.get(run, model, protocol), cache.get(run, model, "1")
+                if len(ours.top1_correct) != len(base.top1_correct):
+                    notes.append(f"{label} {model}: {protocol} and 1 crop cover different rows "
+                                 "(unfinished file); no difference computed.")
+                    continue
+                rows += _difference_rows(label, model, protocol, f"{protocol} - 1 crop",
+                                         f"{model}/1", ours, {f"{model}/1": base}, resamples,
+                                         seed, confidence)
+            info = run.manifest["models"].get(model, {})
+            if paper_data.is_ensemble(info) and info.get("members"):
+                members, problems = _member_vectors(run, info["members"], protocol, cache)
+                notes += [f"{label} {model} {protocol}: {problem}" for problem in problems]
+                if members and not problems:
+                    rows += _difference_rows(label, model, protocol, "ensemble - best member",
+                                             None, cache.get(run, model, protocol), members,
+                                             resamples, seed, confidence)
+                elif problems:
+                    notes.append(f"{label} {model} {protocol}: no ensemble - best member row, "
+                                 "since not every member could be compared.")
+    if not rows and not notes and not keep_empty:
+        return None
+    frame = pd.DataFrame([[r.get(c) for c in DIFFERENCE_COLUMNS] for r in rows],
+                         columns=list(DIFFERENCE_COLUMNS), dtype=object)
+    level = f"{100 * confidence:g}%"
+    notes.insert(0, f"Intervals: paired bootstrap over images ({resamples:,} resamples, seed "
+                    f"{seed}, {level} percentile interval); p: exact McNemar test of the images "
+                    "only one side gets wrong.")
+    title = "Differences on the same images: error of the row minus the error it is set against"
+    return ReportTable("differences", title, "all", None, None, frame, notes)
+
+
+def _member_vectors(run: RunReader, members: Sequence[dict[str, Any]], protocol: str,
+                    cache: PerImageCache) -> tuple[dict[str, stats.PerImage], list[str]]:
+    """Per-image vectors of each member of an ensemble, and why any member is unusable."""
+    found: dict[str, stats.PerImage] = {}
+    problems: list[str] = []
+    for member in members:
+        path, model = str(member.get("run")), str(member.get("model"))
+        name = f"{os.path.basename(os.path.normpath(path))}/{model}"
+        try:
+            source = RunReader(path)
+            how = images_difference(run, source)
+            if how:
+                problems.append(f"member {name} ({path}) was run on other images ({how}).")
+                continue
+            if name in found:  # two member runs share a directory name
+                name = f"{path}/{model}"
+            found[name] = cache.get(source, model, protocol)
+        except InceValError as exc:
+            problems.append(f"member {name} cannot be read here ({exc}).")
+    return found, problems
+
+
+def _difference_rows(label: str, model: str, protocol: str, comparison: str,
+                     against: str | None, ours: stats.PerImage,
+                     others: dict[str, stats.PerImage], resamples: int, seed: int,
+                     confidence: float) -> list[dict[str, Any]]:
+    rows = []
+    for k in (1, 5):
+        wrong = ~ours.correct(k)
+        if against is None:  # the best member of this metric
+            name = min(others, key=lambda m: int((~others[m].correct(k)).sum()))
+        else:
+            name = against
+        other_wrong = ~others[name].correct(k)
+        if len(other_wrong) != len(wrong):
+            continue
+        result = stats.paired_bootstrap(wrong, other_wrong, resamples=resamples, seed=seed,
+                                        confidence=confidence)
+        rows.append({
+            "run": label, "model": model, "protocol": protocol, "comparison": comparison,
+            "against": name, "subset": "all", "metric": f"top{k}", "images": result.images,
+            "error": 100.0 * result.a_wrong / result.images,
+            "against_error": 100.0 * result.b_wrong / result.images,
+            "delta": result.delta, "delta_ci_low": result.low, "delta_ci_high": result.high,
+            "only_ours_wrong": result.only_a_wrong, "only_against_wrong": result.only_b_wrong,
+            "p_value": result.p_value, "resamples": result.resamples, "seed": result.seed,
+        })
+    return rows
 
 
 def _protocol_rank(protocol: str) -> int:
@@ -158,8 +424,17 @@ def _place(run: RunReader, label: str, model: str, protocol: str,
         "protocol": protocol,
         "protocol_version": scores[0].protocol_version,
         "crops": crops,
+        "dataset": run.dataset,
     }
     placed: list[tuple[str, dict[str, Any]]] = []
+    if run.dataset != "imagenet":
+        from inceval.data.benchmarks import eval_set
+        from inceval.reports.published import published
+
+        tag = None if ensemble else info.get("weights_tag")
+        reference = published(eval_set(run.dataset).timm_key, tag) if protocol == "1" else None
+        placed.append(("datasets", _row(base, by_subset["all"], reference)))
+        return placed
     if ensemble:
         key = "4" if protocol in TABLE_PROTOCOLS["4"] else "other"
         reference = paper_data.ensemble_paper_row(info, crops) if key == "4" else None
@@ -247,7 +522,8 @@ def _network_rank(row: dict[str, Any]) -> int:
     return order.index(name) if name in order else len(order)
 
 
-def _table(key: str, rows: list[dict[str, Any]], paper: bool) -> ReportTable | None:
+def _table(key: str, rows: list[dict[str, Any]], paper: bool,
+           columns: Sequence[str] = COLUMNS) -> ReportTable | None:
     if not rows:
         return None
     values = paper_data.load_paper()
@@ -257,21 +533,31 @@ def _table(key: str, rows: list[dict[str, Any]], paper: bool) -> ReportTable | N
     elif key == "checkpoints":
         title = "Public checkpoints: single crop (protocol 1) beside timm's published figures"
         subset, expected, reference_label = "all", 50000, "timm"
+    elif key == "datasets":
+        title = ("Other evaluation sets (ImageNetV2, ImageNet-Sketch, ImageNet-A/-R) beside timm's "
+                 "published figures (protocol 1)")
+        subset, expected, reference_label = "all", None, "timm"
+    elif key == "real":
+        title = "ReaL labels (Beyer et al. 2020) beside timm's published ReaL figures (protocol 1)"
+        subset, expected, reference_label = "all", 46837, "timm"
     else:
         title = "Other protocols and ensembles, without paper values"
         subset, expected, reference_label = "all", None, None
     if not paper and key == "checkpoints":
         return None
+    if not paper and key in ("datasets", "real"):
+        reference_label = None
     if paper:
         rows = rows + _reference_rows(key)
     for row in rows:
         row["expected_images"] = expected
     rows.sort(key=lambda r: (_network_rank(r), r["_order"]))
     # dtype=object keeps ints as ints and missing cells as None (not NaN-filled float columns).
-    frame = pd.DataFrame([[r.get(c) for c in COLUMNS] for r in rows], columns=list(COLUMNS),
+    frame = pd.DataFrame([[r.get(c) for c in columns] for r in rows], columns=list(columns),
                          dtype=object)
     if not paper:
-        frame = frame.drop(columns=list(PAPER_COLUMNS))
+        frame = frame.drop(columns=[c for c in (*PAPER_COLUMNS, *PAPER_CI_COLUMNS)
+                                    if c in frame.columns])
         reference_label = None
     notes = _notes(key, frame, expected, subset, paper)
     return ReportTable(key, title, subset, expected, reference_label, frame, notes)
@@ -286,7 +572,7 @@ def _notes(key: str, frame: pd.DataFrame, expected: int | None, subset: str,
         off = measured[measured["images"] != expected]
         if len(off):
             counts = ", ".join(f"{int(n):,}" for n in sorted(set(off["images"])))
-            source = "timm's figures" if key == "checkpoints" else "the paper"
+            source = "timm's figures" if key in ("checkpoints", "real") else "the paper"
             notes.append(f"Images: {source} used {expected:,} ({subset}); {len(off)} row(s) "
                          f"here scored {counts}.")
     ties = measured[(measured["top1_tie_dependent"] > 0) | (measured["top5_tie_dependent"] > 0)]
@@ -309,4 +595,13 @@ def _notes(key: str, frame: pd.DataFrame, expected: int | None, subset: str,
                      "rebuilt from public weights; rows show the members that were evaluated.")
     if paper and key == "checkpoints":
         notes.append(f"Reference: {values.checkpoints_source}.")
+    if paper and key == "datasets":
+        notes.append("Reference: timm's results-imagenetv2-matched-frequency.csv, results-sketch.csv, "
+                     "results-imagenet-a.csv and results-imagenet-r.csv (single crop, each weights "
+                     "tag's own preprocessing, the whole set). ImageNet-A/-R: top-k among their "
+                     "200 classes.")
+    if paper and key == "real":
+        notes.append("Reference: timm's results-imagenet-real.csv (single crop, all 46,837 images "
+                     "with a ReaL label). An image is right when its top k holds one of its ReaL "
+                     "classes; ties count as wrong.")
     return notes

@@ -128,7 +128,10 @@ def test_help_documents_exit_status_and_default(capsys: pytest.CaptureFixture[st
     text = " ".join(out.split())
     assert code == 0
     for part in ("--max-error-delta PP", "[default: 0.05]", "Exit status: 0 no regression; 1",
-                 "--allow-different-images", "--ignore-missing", "--json"):
+                 "--allow-different-images", "--ignore-missing", "--json", "--alpha A",
+                 "[default: none, the threshold alone]", "exact McNemar p-value",
+                 "--junit FILE", "JUnit XML", "--markdown FILE", "$GITHUB_STEP_SUMMARY",
+                 "ECE in % over 15 equal-width bins"):
         assert part in text
 
 

@@ -14,7 +14,6 @@ from inceval.cli import cli, main
 from inceval.cli.run_display import plan_lines
 from inceval.engine import launch
 from inceval.engine.runspec import RunRequest
-from inceval.models import get_eval_config
 from inceval.store import RunReader
 
 # The README Quick start's main-job command (after `inceval`): bundled sample, offline.
@@ -148,21 +147,24 @@ def test_help_explains_every_option() -> None:
     assert "default: 8" in result.output and "default: float32" in result.output
 
 
-def test_plan_lines_show_one_rendering_per_input_size(tmp_path: Path, monkeypatch) -> None:
-    def light_models(request: RunRequest) -> list[torch.nn.Module]:
-        # Only the names and evaluation settings matter for the plan; no network is built.
-        models = []
-        for name in request.models:
-            model = torch.nn.Identity()
-            model.model_name = name
-            model.eval_config = get_eval_config(name, request.weights_tags.get(name))
-            models.append(model)
-        return models
-
-    monkeypatch.setattr(launch, "_build_models", light_models)
-    request = RunRequest.from_options(models="v4,irv2", crops="1,12,144", weights="random",
-                                      weights_tag=None, out=tmp_path / "run")
-    lines = plan_lines(launch.prepare(request))
-    assert "299 px input: rendered 146 views per image; v4 145, irv2 145 distinct " \
+def test_plan_lines_show_one_rendering_per_input_size(tmp_path: Path) -> None:
+    # The real models, built by prepare() from the request: the weights tag must reach them. v3
+    # with the gluon weights' settings (ImageNet mean/std), irv2 with its default ones; irv2's
+    # single crop (0.8975) differs from v3's (0.875), so the 299-pixel group renders 146 views
+    # (the 144, v3's own "1" at shorter side 341 and irv2's at 333) and each model computes 145
+    # of them, whatever its normalisation.
+    request = RunRequest.from_options(models="v3,irv2", crops="1,12,144", weights="random",
+                                      weights_tag="v3=gluon_in1k", out=tmp_path / "run")
+    prepared = launch.prepare(request)
+    inception = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert [(m.model_name, m.weights_info["tag"], (m.eval_config.mean, m.eval_config.std),
+             m.eval_config.crop_pct) for m in prepared.models] == [
+        ("v3", "inception_v3.gluon_in1k", ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), 0.875),
+        ("irv2", None, inception, 0.8975),
+    ]
+    (group,) = prepared.groups
+    assert [m.eval_config for m in group.members] == [m.eval_config for m in prepared.models]
+    lines = plan_lines(prepared)
+    assert "299 px input: rendered 146 views per image; v3 145, irv2 145 distinct " \
            "(1: 1, 12: 12, 144: 144)" in lines
     assert sum("px input" in line for line in lines) == 1

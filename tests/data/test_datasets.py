@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inceval.data import builtin
 from inceval.data.datasets import LAYOUTS, ImageRecord, ValDataset, load_val_dataset
 from tests.data.test_datasets_builders import (
     fake_wnids,
@@ -30,8 +31,8 @@ ID_OF = {wnid: i for i, wnid in IDS.items()}
 CLASSES = [65, 278, 0, 999, 65, 500]
 
 
-def real_wnids(shared_data: Path) -> list[str]:
-    return (shared_data / "imagenet_wnids.txt").read_text().split()
+def real_wnids() -> list[str]:
+    return list(builtin.imagenet_wnids())
 
 
 def small_devkit(tmp_path: Path, archive: bool = False) -> tuple[Path, Path]:
@@ -42,8 +43,8 @@ def small_devkit(tmp_path: Path, archive: bool = False) -> tuple[Path, Path]:
     return root, make(tmp_path, IDS, gt)
 
 
-def test_layouts_are_the_five_documented_ones() -> None:
-    assert list(LAYOUTS) == ["valprep", "devkit", "kaggle", "list", "imagenetv2"]
+def test_layouts_are_the_six_documented_ones() -> None:
+    assert list(LAYOUTS) == ["valprep", "devkit", "kaggle", "list", "imagenetv2", "ilsvrc2012"]
     assert all(isinstance(text, str) and "\n" not in text and text for text in LAYOUTS.values())
 
 
@@ -63,8 +64,8 @@ def test_valprep_label_is_the_sorted_folder_position(tmp_path: Path) -> None:
     assert ds.label_source == "WNID folder names"
 
 
-def test_valprep_real_wnids_give_the_standard_indices(tmp_path: Path, shared_data: Path) -> None:
-    wnids = real_wnids(shared_data)
+def test_valprep_real_wnids_give_the_standard_indices(tmp_path: Path) -> None:
+    wnids = real_wnids()
     # The notes: 0 = n01440764 tench, 65 = n01751748 sea snake, 999 = n15075141 toilet tissue.
     images = {"n15075141": ["b.JPEG"], "n01751748": ["a.JPEG"], "n01440764": ["c.JPEG"]}
     ds = load_val_dataset(make_class_folders(tmp_path / "val", wnids, images), layout="valprep")
@@ -84,8 +85,8 @@ def test_devkit_folder_maps_ids_through_wnids(tmp_path: Path) -> None:
     assert ds.label_source == f"devkit {devkit}"
 
 
-def test_devkit_known_ids_of_the_notes(tmp_path: Path, shared_data: Path) -> None:
-    wnids = real_wnids(shared_data)
+def test_devkit_known_ids_of_the_notes(tmp_path: Path) -> None:
+    wnids = real_wnids()
     # The notes: ID 1 = n02119789 kit fox -> index 278; image 1 has ID 490 = n01751748 -> 65.
     ids = permuted_ids(wnids, {1: "n02119789", 490: "n01751748"})
     root = make_flat(tmp_path / "val", [val_name(1), val_name(2)])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inceval.data import builtin
 from inceval.data.datasets import load_val_dataset, read_blacklist
 from inceval.errors import InceValError
 from tests.data.test_datasets_builders import (
@@ -22,8 +23,8 @@ WNIDS = fake_wnids()
 IDS = permuted_ids(WNIDS)
 
 
-def test_reads_the_devkit_blacklist(shared_data: Path) -> None:
-    path = shared_data / "ILSVRC2014_clsloc_validation_blacklist.txt"
+def test_reads_the_devkit_blacklist() -> None:
+    path = builtin.ilsvrc2014_blacklist_path()
     numbers = read_blacklist(path)
     expected = {int(line) for line in path.read_text().split()}
     assert numbers == expected

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from inceval.data import builtin
 from inceval.data.datasets import load_val_dataset
 from inceval.errors import InceValError
 from tests.data.test_datasets_builders import (
@@ -85,7 +86,7 @@ def test_empty_directory(tmp: Path, layout: str) -> None:
 def test_unknown_layout(tmp: Path) -> None:
     assert error_of(make_flat(tmp / "v", []), layout="flat") == (
         "--layout 'flat' is unknown; choose auto or one of valprep, devkit, kaggle, list, "
-        "imagenetv2")
+        "imagenetv2, ilsvrc2012")
 
 
 def test_devkit_and_labels_together(tmp: Path) -> None:
@@ -164,10 +165,37 @@ def test_mixed_wnid_and_number_folders(tmp: Path) -> None:
 
 
 def test_flat_images_without_labels(tmp: Path) -> None:
-    root = make_flat(tmp / "val", [val_name(1), val_name(2)])
+    root = make_flat(tmp / "val", ["a.JPEG", "b.JPEG"])
     assert error_of(root) == (f"--data {root} holds 2 images in one folder but no labels were "
                               "found beside it; pass --devkit ILSVRC2012_devkit_t12 (folder or "
                               ".tar.gz) or --labels FILE")
+    root = make_flat(tmp / "val2", [val_name(1), "b.JPEG"])  # one file without a number
+    assert error_of(root).startswith(f"--data {root} holds 2 images in one folder but no labels")
+    assert error_of(root, layout="ilsvrc2012") == (
+        f"b.JPEG in --data {root} is not named ILSVRC2012_val_%08d (1..50,000); the bundled "
+        "ground truth labels images by that number: pass --labels FILE or --devkit for other "
+        "images")
+    root = make_flat(tmp / "val3", [val_name(1), val_name(50_001)])  # beyond the 50,000
+    assert error_of(root).startswith(f"--data {root} holds 2 images in one folder but no labels")
+
+
+def test_flat_ilsvrc_files_without_devkit_take_the_bundled_labels_for_quick_runs(tmp: Path) -> None:
+    root = make_flat(tmp / "val", [val_name(1), val_name(2)])
+    assert error_of(root) == (
+        f"the bundled ILSVRC-2012 ground truth labels 50,000 images but 49,998 are missing from "
+        f"--data {root} (first: image 3); copy the complete set, or pass --limit/--subset to "
+        "evaluate the images present")
+    # Image 1 is a sea snake (class 65); image 2 is n09193705 (alp) in the published ground truth.
+    for dataset in (load_val_dataset(root, limit=2), load_val_dataset(root, subset="every:1"),
+                    load_val_dataset(root, layout="ilsvrc2012", limit=5)):
+        assert dataset.layout == "ilsvrc2012"
+        assert dataset.labels().tolist() == [65, builtin.imagenet_wnids().index("n09193705")]
+        assert dataset.label_source == "bundled ILSVRC-2012 validation ground truth"
+    # The bundled blacklist by name: image 36 is its first entry.
+    flagged = make_flat(tmp / "flagged", [val_name(35), val_name(36)])
+    dataset = load_val_dataset(flagged, blacklist="ilsvrc2014", limit=2)
+    assert dataset.blacklisted.tolist() == [False, True]
+    assert dataset.blacklist_source == builtin.ilsvrc2014_blacklist_path()
     assert error_of(root, layout="devkit") == (f"--layout devkit found no ILSVRC2012_devkit_t12* "
                                                f"inside or beside --data {root}; pass --devkit")
     assert error_of(root, layout="kaggle") == (f"--layout kaggle found no LOC_val_solution.csv in "
@@ -180,9 +208,9 @@ def test_flat_images_without_labels(tmp: Path) -> None:
 
 def test_valprep_incomplete_copy(tmp: Path) -> None:
     root = make_class_folders(tmp / "val", WNIDS[:998], {WNIDS[0]: [val_name(1)]})
-    assert error_of(root) == (f"--data {root} has 998 WNID class folders, not 1000; the class "
-                              "index is the folder's position among all 1000, so copy the "
-                              "complete validation set")
+    assert error_of(root) == (f"--data {root} has 998 WNID class folders, not 1000 (nor the 200 "
+                              "of ImageNet-A or ImageNet-R); the class index is the folder's "
+                              "position among all 1000, so copy the complete validation set")
 
 
 def test_valprep_images_in_a_non_wnid_folder(tmp: Path) -> None:

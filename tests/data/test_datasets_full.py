@@ -1,7 +1,7 @@
-"""Full-size checks: 50,000 empty files labelled from the shared ground truth.
+"""Full-size checks: 50,000 empty files labelled from the bundled ground truth.
 
 The blacklist leaves 48,238 images, and the devkit, list and valprep layouts agree image by image
-with the sorted-WNID index of ../shared/data/imagenet_wnids.txt.
+with the sorted-WNID index of the bundled imagenet_wnids.txt (inceval.data.builtin).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inceval.data import builtin
 from inceval.data.datasets import load_val_dataset
 from inceval.errors import InceValError
 from tests.data.test_datasets_builders import (
@@ -29,17 +30,17 @@ N = 50_000
 
 
 @pytest.fixture(scope="module")
-def truth(shared_data: Path) -> dict:
-    """The shared ground truth and, derived from it, the expected labels of images 1..50,000."""
-    wnids = (shared_data / "imagenet_wnids.txt").read_text().split()
-    text = (shared_data / "ILSVRC2012_val_wnid.txt").read_text()
-    rows = [line.split() for line in text.splitlines()]
+def truth(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The bundled ground truth and, derived from it, the expected labels of images 1..50,000."""
+    wnids = list(builtin.imagenet_wnids())
+    rows = [list(row) for row in builtin.ilsvrc2012_val_wnids()]
     assert [name for name, _ in rows] == [val_name(i) for i in range(1, N + 1)]
     index = {wnid: i for i, wnid in enumerate(wnids)}
+    listing = tmp_path_factory.mktemp("truth") / "ILSVRC2012_val_wnid.txt"
+    listing.write_text("".join(f"{name} {wnid}\n" for name, wnid in rows))
     return {"wnids": wnids, "wnid_of": [w for _, w in rows],
             "labels": np.array([index[w] for _, w in rows], dtype=np.int64),
-            "list": shared_data / "ILSVRC2012_val_wnid.txt",
-            "blacklist": shared_data / "ILSVRC2014_clsloc_validation_blacklist.txt"}
+            "list": listing, "blacklist": builtin.ilsvrc2014_blacklist_path()}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ Every difference above one grey level lies within 4 pixels of the border of a re
 there torch's antialiased kernel renormalises the weights that fall outside the image, while
 DALI repeats the edge pixel (checked on a 1-D signal; DALI has no option for the torch rule).
 Away from those borders the two agree to one grey level (rounding of the float result). The
-assertions keep a small margin over these figures. The gap grows with the downscale factor:
+assertions hold the README's claim (mean below 0.004, at most 4 levels) and these maxima. The gap grows with the downscale factor:
 at input 96 the 10- and 12-crop borders reach 7 grey levels, the interiors still 1.
 """
 
@@ -41,12 +41,12 @@ from inceval.errors import InceValError
 from inceval.eval_config import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, EvalConfig
 from tests.photos import write_photo_set
 
-pytestmark = pytest.mark.dali
-
 CONFIG = EvalConfig()  # the Inception weights' settings: 299, crop 0.875, bicubic
 # protocol -> (largest per-image mean |diff|, largest |diff|), 0-255 scale.
-TOLERANCE = {"1": (0.01, 2), "1-slim": (0.01, 2), "10": (0.01, 4), "12": (0.01, 4),
-             "144": (0.01, 5)}
+# The measured worst cases (module docstring), held to the README's claim: mean below 0.004 and
+# at most 4 grey levels.
+TOLERANCE = {"1": (0.004, 1), "1-slim": (0.004, 1), "10": (0.004, 3), "12": (0.004, 3),
+             "144": (0.004, 4)}
 # Pixels this close to the border of a resize input may differ more (see the module docstring).
 BORDER = 4
 INTERIOR_MAX = 1
@@ -93,6 +93,7 @@ def _near_resize_border(plan, view: int) -> torch.Tensor:
     return near_y[:, None] | near_x[None, :]
 
 
+@pytest.mark.dali
 @pytest.mark.parametrize("name", ["1", "1-slim", "10", "12", "144"])
 def test_views_equal_reference_on_photos(photos: list[Path], name: str) -> None:
     views = get_protocol(name).resolve(CONFIG)
@@ -115,6 +116,7 @@ def test_views_equal_reference_on_photos(photos: list[Path], name: str) -> None:
             assert interior.max() <= INTERIOR_MAX, f"{path.name} view {view} ({views[view].label})"
 
 
+@pytest.mark.dali
 def test_mirror_and_crop_position_are_visible_to_the_comparison(photos: list[Path]) -> None:
     # The tolerances above only mean something if a wrong view would break them.
     views = get_protocol("10").resolve(CONFIG)
@@ -157,6 +159,7 @@ def shuffled_paths(photos: list[Path]) -> list[Path]:
         (3, 2, 3, [3, 1]),  # shard 2 = [7, 11)
     ],
 )
+@pytest.mark.dali
 def test_exact_epoch_in_order(shuffled_paths: list[Path], batch_size: int, shard_id: int,
                               num_shards: int, expected_batches: list[int]) -> None:
     n = len(shuffled_paths)
@@ -177,6 +180,7 @@ def test_exact_epoch_in_order(shuffled_paths: list[Path], batch_size: int, shard
             assert _diff(pixels, expected).max() <= TOLERANCE["1"][1]
 
 
+@pytest.mark.dali
 def test_three_shards_cover_every_image_once(shuffled_paths: list[Path]) -> None:
     views = get_protocol("1").resolve(CONFIG.with_input_size(64))
     seen = [
@@ -189,12 +193,14 @@ def test_three_shards_cover_every_image_once(shuffled_paths: list[Path]) -> None
     assert seen == list(range(len(shuffled_paths)))
 
 
+@pytest.mark.dali
 def test_empty_shard_yields_nothing(photos: list[Path]) -> None:
     views = get_protocol("1").resolve(CONFIG)
     assert list(iter_dali_batches(photos[:2], views, batch_size=4, shard_id=0,
                                   num_shards=3)) == []
 
 
+@pytest.mark.dali
 def test_bad_shard_is_a_one_line_error(photos: list[Path]) -> None:
     views = get_protocol("1").resolve(CONFIG)
     with pytest.raises(InceValError, match=r"^--shard-id must be in 0\.\.2"):
@@ -204,6 +210,7 @@ def test_bad_shard_is_a_one_line_error(photos: list[Path]) -> None:
 # ---------------------------------------------------------------- decoding
 
 
+@pytest.mark.dali
 def test_exif_orientation_is_ignored(photos: list[Path], tmp_path: Path) -> None:
     source = next(p for p in photos if p.name.startswith("landscape"))
     rotated = tmp_path / "exif_orientation_6.JPEG"
@@ -235,6 +242,7 @@ def _write_variants(photos: list[Path], directory: Path) -> list[Path]:
     return [cmyk, png]
 
 
+@pytest.mark.dali
 def test_cmyk_and_png_named_jpeg_decode_to_rgb(photos: list[Path], tmp_path: Path) -> None:
     paths = _write_variants(photos, tmp_path)
     with Image.open(paths[0]) as image:
@@ -250,6 +258,7 @@ def test_cmyk_and_png_named_jpeg_decode_to_rgb(photos: list[Path], tmp_path: Pat
         assert diff.max() <= TOLERANCE["12"][1]
 
 
+@pytest.mark.dali
 def test_16_bit_grayscale_png_decodes_like_the_reference(photos: list[Path],
                                                          tmp_path: Path) -> None:
     with Image.open(next(p for p in photos if p.name.startswith("gray"))) as image:
@@ -271,6 +280,7 @@ def _truncated(photos: list[Path], directory: Path) -> Path:
     return path
 
 
+@pytest.mark.dali
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "missing"])
 def test_bad_file_is_a_one_line_error_naming_it(photos: list[Path], tmp_path: Path,
                                                 kind: str) -> None:
@@ -292,6 +302,7 @@ def test_bad_file_is_a_one_line_error_naming_it(photos: list[Path], tmp_path: Pa
     assert "\n" not in message
 
 
+@pytest.mark.dali
 def test_image_over_pils_size_limit_is_a_one_line_error(photos: list[Path], tmp_path: Path,
                                                         monkeypatch) -> None:
     # The header check opens every image with PIL, which raises DecompressionBombError (no
@@ -306,6 +317,7 @@ def test_image_over_pils_size_limit_is_a_one_line_error(photos: list[Path], tmp_
     assert "\n" not in message
 
 
+@pytest.mark.dali
 def test_truncated_file_found_in_a_full_prefetch_queue(photos: list[Path],
                                                        tmp_path: Path) -> None:
     # The bad image is the last of many in flight; the error must still name it.
@@ -317,6 +329,7 @@ def test_truncated_file_found_in_a_full_prefetch_queue(photos: list[Path],
             pass
 
 
+@pytest.mark.dali
 def test_file_only_dali_rejects_is_found_by_dali_alone(photos: list[Path], tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # Stand-in for a file PIL decodes but DALI does not: PIL's verdict is switched off, so the
@@ -337,6 +350,7 @@ def test_file_only_dali_rejects_is_found_by_dali_alone(photos: list[Path], tmp_p
 # ---------------------------------------------------------------- normalisation and GPU
 
 
+@pytest.mark.dali
 def test_normalised_output_equals_reference_normalize(photos: list[Path]) -> None:
     config = EvalConfig(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
     views = get_protocol("12").resolve(config)
@@ -350,6 +364,7 @@ def test_normalised_output_equals_reference_normalize(photos: list[Path]) -> Non
     assert diff.mean() <= TOLERANCE["12"][0] * level
 
 
+@pytest.mark.dali
 def test_float16_output_on_request(photos: list[Path]) -> None:
     views = get_protocol("1").resolve(CONFIG)
     _, dali = _dali_views(photos[:2], views, batch_size=2, device="cpu", normalize=CONFIG,
@@ -360,12 +375,14 @@ def test_float16_output_on_request(photos: list[Path]) -> None:
     assert (dali.float() - expected).abs().max() <= 2 / 127.5 + 2**-10
 
 
+@pytest.mark.dali
 def test_uint8_output_refuses_a_float_dtype(photos: list[Path]) -> None:
     views = get_protocol("1").resolve(CONFIG)
     with pytest.raises(InceValError, match="needs normalisation"):
         list(iter_dali_batches(photos, views, batch_size=2, dtype=torch.float32))
 
 
+@pytest.mark.dali
 @pytest.mark.gpu
 def test_gpu_decoding_matches_cpu(photos: list[Path]) -> None:
     # nvJPEG upsamples chroma differently from libjpeg-turbo, hence the looser bound.
@@ -379,6 +396,7 @@ def test_gpu_decoding_matches_cpu(photos: list[Path]) -> None:
         assert levels[position].max() <= 24, path.name
 
 
+@pytest.mark.dali
 def test_format_dali_cannot_decode_is_refused_by_name(photos: list[Path],
                                                     tmp_path: Path) -> None:
     path = tmp_path / "animation.JPEG"

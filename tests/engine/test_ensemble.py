@@ -156,4 +156,11 @@ def test_a_protocol_named_twice_is_refused_before_anything_is_written(
 def test_manifest_is_plain_json(two_runs: tuple[RunReader, RunReader], tmp_path: Path) -> None:
     a, b = two_runs
     out = build_ensemble([Member(a, "irv2"), Member(b, "irv2")], ["144"], tmp_path / "ens", "e")
-    json.loads((out / "manifest.json").read_text())  # no NaN, no Python objects
+    text = (out / "manifest.json").read_text()
+
+    def refuse(constant: str) -> None:
+        """json.loads accepts NaN, Infinity and -Infinity by default; strict JSON does not."""
+        raise AssertionError(f"manifest.json holds {constant}, which is not JSON")
+
+    manifest = json.loads(text, parse_constant=refuse)  # also fails on Python objects (repr)
+    assert manifest["models"]["e"]["kind"] == "ensemble"

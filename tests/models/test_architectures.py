@@ -1,8 +1,8 @@
 """The five networks: sizes, grids, checkpoint layouts, residual scaling, pooling conventions.
 
 References are independent of the code under test: parameter counts from the paper notes and
-torchvision/timm, key names and shapes from ../shared/notes/timm_state_dict_keys.txt (dumped from
-timm), grid sizes from the paper's figures. Each model runs at most one 299x299 forward pass in this
+torchvision/timm, key names and shapes from tests/fixtures/notes/timm_state_dict_keys.txt (dumped
+from timm), grid sizes from the paper's figures. Each model runs at most one 299x299 forward pass in this
 file (the module-scoped ``pass_299`` fixture); the other passes use inputs of 75x75 or smaller.
 """
 
@@ -23,6 +23,7 @@ from inceval.models.inception_v3 import InceptionV3
 from inceval.models.inception_v4 import InceptionV4
 from inceval.models.layers import ConvBnAct, ResidualInceptionBlock, StagedNet
 
+NOTES = Path(__file__).resolve().parents[1] / "fixtures" / "notes"  # copies: see SOURCES.md there
 MIN_INPUT = 75  # every family: 74 leaves no pixel after the last stride-2 reduction
 
 
@@ -130,8 +131,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def timm_keys(notes_dir: Path) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
-    sections = _parse_key_file(notes_dir / "timm_state_dict_keys.txt")
+def timm_keys() -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    sections = _parse_key_file(NOTES / "timm_state_dict_keys.txt")
     assert {EXPECTED[name].timm_section for name in TIMM_NAMES} | {AUX_SECTION} <= set(sections)
     return sections
 

@@ -1,7 +1,7 @@
 """Weights loading: public checkpoint layouts, adaptations, file errors, the hub cache, random init.
 
-The public layouts are rebuilt from ../shared/notes/timm_state_dict_keys.txt (names and shapes of
-the timm checkpoints) filled with random tensors, so no download is needed.
+The public layouts are rebuilt from tests/fixtures/notes/timm_state_dict_keys.txt (names and
+shapes of the timm checkpoints) filled with random tensors, so no download is needed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ SIZE = 75  # the smallest input every network accepts
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 
 Layout = list[tuple[str, tuple[int, ...]]]
+NOTES = Path(__file__).resolve().parents[1] / "fixtures" / "notes"  # copies: see SOURCES.md there
 
 
 def _parse_layouts(notes: Path) -> dict[str, Layout]:
@@ -57,8 +58,8 @@ def _distinct_tensors(layout: Layout) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def layouts(notes_dir: Path) -> dict[str, Layout]:
-    parsed = _parse_layouts(notes_dir)
+def layouts() -> dict[str, Layout]:
+    parsed = _parse_layouts(NOTES)
     assert [len(parsed[k]) for k in ("inception_v3", "inception_v4", "inception_resnet_v2")] == [
         566,
         896,

@@ -1,0 +1,143 @@
+"""ReaL accuracy ("Are we done with ImageNet?", Beyer et al. 2020) from stored predictions.
+
+ReaL relabels the 50,000 ILSVRC-2012 validation images with *sets* of acceptable classes; 3,163
+images have an empty set and are excluded. A top-k prediction is correct when one of its k
+classes is in the image's set.
+
+Ties follow inceval's pessimistic rule (:mod:`inceval.engine.metrics`), extended to sets: an image
+is correct at k only if *every* top-k selection contains an acceptable class, i.e. when fewer than
+k unacceptable classes have a probability at least that of the best acceptable class. For a set
+of one class this is exactly the rule of the standard errors.
+
+Nothing here runs a model: the stored per-image probabilities are rescored against the bundled
+labels (inceval/labelsets/SOURCES.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from inceval.data import builtin
+from inceval.data.scan import image_number
+from inceval.errors import InceValError
+
+REAL_KS = (1, 5)
+
+
+@dataclass(frozen=True)
+class RealScore:
+    """ReaL top-1/top-5 error of one prediction file.
+
+    Attributes:
+        model: model (or ensemble) name.
+        protocol: protocol name.
+        images: images scored (non-empty ReaL set).
+        excluded: images of the run left out because their ReaL set is empty.
+        top1_error: percent.
+        top5_error: percent.
+        top1_wrong, top5_wrong: images counted wrong.
+        top1_tie_dependent, top5_tie_dependent: of those, images wrong only because of a tie.
+    """
+
+    model: str
+    protocol: str
+    images: int
+    excluded: int
+    top1_error: float
+    top5_error: float
+    top1_wrong: int = 0
+    top5_wrong: int = 0
+    top1_tie_dependent: int = 0
+    top5_tie_dependent: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+def real_sets_of_paths(paths: Sequence[str], where: str) -> list[frozenset[int]]:
+    """The ReaL set of every image, found by the ILSVRC-2012 number in its file name.
+
+    Raises:
+        InceValError: an image that is not ILSVRC2012_val_%08d (1..50,000): ReaL labels exist
+            only for the ILSVRC-2012 validation images.
+    """
+    labels = builtin.real_labels()
+    sets = []
+    for path in paths:
+        number = image_number(path)
+        if number is None or not 1 <= number <= len(labels):
+            raise InceValError(f"{where}: image {path} is not an ILSVRC2012_val_%08d file; ReaL "
+                               "labels exist only for the 50,000 ILSVRC-2012 validation images")
+        sets.append(labels[number - 1])
+    return sets
+
+
+def real_correct(probs: np.ndarray, sets: Sequence[frozenset[int]], k: int, *,
+                 ties: str = "pessimistic") -> np.ndarray:
+    """Bool per row: whether its top k holds an acceptable class (rows with a non-empty set).
+
+    Args:
+        probs: (N, C) probabilities.
+        sets: N non-empty sets of acceptable class indices.
+        k: top-k.
+        ties: "pessimistic" (inceval's rule: unacceptable classes tied with the best acceptable
+            one rank above it) or "optimistic" (they rank below), to count tie-dependent rows.
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    acceptable = np.zeros(probs.shape, dtype=bool)
+    for row, classes in enumerate(sets):
+        acceptable[row, list(classes)] = True
+    best = np.where(acceptable, probs, -np.inf).max(axis=1, keepdims=True)
+    above = probs >= best if ties == "pessimistic" else probs > best
+    return (above & ~acceptable).sum(axis=1) < k
+
+
+def real_score(chunks: Iterable[tuple[int, np.ndarray]], sets: Sequence[frozenset[int]],
+               model: str, protocol: str) -> RealScore:
+    """Score row blocks ``(start, probabilities)`` against per-row ReaL sets.
+
+    Raises:
+        InceValError: no image of the run has a ReaL label.
+    """
+    correct = {k: 0 for k in REAL_KS}
+    tie_dependent = {k: 0 for k in REAL_KS}
+    scored = excluded = 0
+    for start, block in chunks:
+        rows = list(range(start, start + block.shape[0]))
+        keep = [i for i, row in enumerate(rows) if sets[row]]
+        excluded += len(rows) - len(keep)
+        if not keep:
+            continue
+        kept_sets = [sets[rows[i]] for i in keep]
+        for k in REAL_KS:
+            right = real_correct(block[keep], kept_sets, k)
+            right_if_optimistic = real_correct(block[keep], kept_sets, k, ties="optimistic")
+            correct[k] += int(right.sum())
+            tie_dependent[k] += int((right_if_optimistic & ~right).sum())
+        scored += len(keep)
+    if scored == 0:
+        raise InceValError(f"no image of {model}/{protocol} has a ReaL label (all {excluded} "
+                           "have an empty set); nothing to score")
+    wrong = {k: scored - correct[k] for k in REAL_KS}
+    return RealScore(model, protocol, scored, excluded, 100.0 * wrong[1] / scored,
+                     100.0 * wrong[5] / scored, wrong[1], wrong[5], tie_dependent[1],
+                     tie_dependent[5])
+
+
+def score_run_real(run: Any, *, allow_incomplete: bool = False) -> list[RealScore]:
+    """ReaL scores of every (model, protocol) of a stored ImageNet run (:class:`RunReader`).
+
+    Raises:
+        InceValError: a run of another evaluation set, or images outside ILSVRC-2012 validation.
+    """
+    if run.dataset != "imagenet":
+        raise InceValError(f"run {run.run_dir} holds {run.dataset} images; ReaL labels are for the "
+                           "ILSVRC-2012 validation images only: drop --real for it")
+    sets = real_sets_of_paths(run.images["path"].tolist(), f"run {run.run_dir}")
+    return [real_score(run.iter_chunks(model, protocol, allow_incomplete=allow_incomplete), sets,
+                       model, protocol)
+            for model, protocol in run.entries()]

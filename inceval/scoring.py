@@ -1,0 +1,117 @@
+"""Scoring of stored predictions: top-1/top-5 errors on all images and on the non-blacklisted ones.
+
+Pure logic over arrays, kept apart from the I/O of :mod:`inceval.store` (which re-exports
+:class:`Score` and :data:`SUBSETS`), so it can be mutation-tested on its own. The tie rule is
+:data:`inceval.engine.metrics.TIE_RULE`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+
+from inceval.engine.metrics import TopkTally
+
+SUBSETS = ("all", "non-blacklisted")
+SCORED_KS = (1, 5)
+
+
+class ScoredEntry(Protocol):
+    """What scoring needs to know of a prediction file (:class:`inceval.store.EntryStatus`)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def protocol_version(self) -> int: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Score:
+    """Top-1/top-5 error of one prediction file on one subset of the images.
+
+    Attributes:
+        model: model (or ensemble) name.
+        protocol: protocol name.
+        protocol_version: its version.
+        subset: "all" or "non-blacklisted".
+        images: images scored.
+        top1_error: percent.
+        top5_error: percent.
+        top1_wrong: images whose label is not the top class.
+        top5_wrong: images whose label is outside the top 5.
+        top1_tie_dependent: of ``top1_wrong``, images that are wrong only because of a tie (the
+            tie rule is :data:`inceval.engine.metrics.TIE_RULE`).
+        top5_tie_dependent: the same for top 5.
+        complete: False when scored on the rows written so far of an incomplete file.
+    """
+
+    model: str
+    protocol: str
+    protocol_version: int
+    subset: str
+    images: int
+    top1_error: float
+    top5_error: float
+    top1_wrong: int
+    top5_wrong: int
+    top1_tie_dependent: int
+    top5_tie_dependent: int
+    complete: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the fields."""
+        return asdict(self)
+
+
+def tally_subsets(
+    chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray, blacklisted: np.ndarray
+) -> dict[str, TopkTally]:
+    """Top-1/top-5 counts of row blocks, on all rows and on the rows not blacklisted.
+
+    Args:
+        chunks: ``(start_row, probabilities of rows start_row..)`` blocks, as
+            :meth:`inceval.store.RunReader.iter_chunks` yields them.
+        labels: (N,) class index of every row of the file.
+        blacklisted: (N,) bool, True for rows left out of ``"non-blacklisted"``.
+
+    Returns:
+        subset name (:data:`SUBSETS`) -> its tally.
+    """
+    tallies = {subset: TopkTally(SCORED_KS) for subset in SUBSETS}
+    for start, block in chunks:
+        stop = start + block.shape[0]
+        keep = ~blacklisted[start:stop]
+        tallies["all"].add(block, labels[start:stop])
+        tallies["non-blacklisted"].add(block[keep], labels[start:stop][keep])
+    return tallies
+
+
+def score_from_tally(entry: ScoredEntry, subset: str, tally: TopkTally) -> Score:
+    """The :class:`Score` of one subset's tally (NaN errors when the subset has no images)."""
+    if tally.images == 0:
+        return Score(entry.model, entry.protocol, entry.protocol_version, subset, 0,
+                     float("nan"), float("nan"), 0, 0, 0, 0, entry.complete)
+    errors = tally.errors()
+    return Score(
+        model=entry.model,
+        protocol=entry.protocol,
+        protocol_version=entry.protocol_version,
+        subset=subset,
+        images=tally.images,
+        top1_error=errors[1],
+        top5_error=errors[5],
+        top1_wrong=tally.images - tally.correct[1],
+        top5_wrong=tally.images - tally.correct[5],
+        top1_tie_dependent=tally.tie_dependent[1],
+        top5_tie_dependent=tally.tie_dependent[5],
+        complete=entry.complete,
+    )
