@@ -132,11 +132,13 @@ def summarise(command: str = " ".join(MUTMUT_RUN)) -> None:
         path = RESULTS / name
         return json.loads(path.read_text()) if path.is_file() else None
 
-    first, added = load("first-run.json"), load("first-run-devkit-kaggle.json")
+    first = load("first-run.json")
+    added = {name: load(f"first-run-{name}.json") for name in ("devkit-kaggle", "layouts")}
+    added = {name: run for name, run in added.items() if run}
     combined = None
-    if first and added:
-        killed = first["total"]["killed"] + added["total"]["killed"]
-        total = first["total"]["total"] + added["total"]["total"]
+    if first:
+        killed = first["total"]["killed"] + sum(r["total"]["killed"] for r in added.values())
+        total = first["total"]["total"] + sum(r["total"]["total"] for r in added.values())
         combined = {"killed": killed, "total": total, "score": round(100.0 * killed / total, 2)}
     summary = {
         "date": final["date"],
