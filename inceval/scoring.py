@@ -8,11 +8,12 @@ Pure logic over arrays, kept apart from the I/O of :mod:`inceval.store` (which r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
 from inceval.engine.metrics import TopkTally
+from inceval.errors import InceValError
 
 SUBSETS = ("all", "non-blacklisted")
 SCORED_KS = (1, 5)
@@ -115,3 +116,31 @@ def score_from_tally(entry: ScoredEntry, subset: str, tally: TopkTally) -> Score
         top5_tie_dependent=tally.tie_dependent[5],
         complete=entry.complete,
     )
+
+
+def class_positions(labels: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's position among the sorted ``classes``, and whether it is one of them.
+
+    Positions of labels outside ``classes`` are meaningless; check the second array.
+    """
+    positions = np.searchsorted(classes, labels)
+    inside = (positions < classes.size) & (classes[np.minimum(positions, classes.size - 1)] == labels)
+    return positions.astype(np.int64), inside
+
+
+def restrict_to_classes(chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray,
+                        classes: np.ndarray, where: Any = "run"
+                        ) -> tuple[Iterator[tuple[int, np.ndarray]], np.ndarray]:
+    """Keep only the columns of ``classes`` and renumber the labels to positions among them.
+
+    This is the ImageNet-A/R protocol: top-k is taken among the dataset's 200 classes.
+
+    Raises:
+        InceValError: a label outside ``classes`` (such an image cannot be scored this way).
+    """
+    positions, inside = class_positions(labels, classes)
+    if not inside.all():
+        row = int(np.flatnonzero(~inside)[0])
+        raise InceValError(f"{where}: image {row} has label {int(labels[row])}, which is not one of "
+                           "the run's scored classes (data.scored_classes); the run is damaged")
+    return ((start, block[:, classes]) for start, block in chunks), positions

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from inceval.engine.metrics import label_rank
+from inceval.scoring import class_positions
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
@@ -345,10 +346,9 @@ def per_image_from_probs(probs: Any, labels: np.ndarray, chunk_rows: int = _CHUN
     """
     labels = np.asarray(labels)
     if classes is not None:
-        positions = np.searchsorted(classes, labels)
-        if not np.array_equal(classes[np.minimum(positions, classes.size - 1)], labels):
+        labels, inside = class_positions(labels, classes)
+        if not inside.all():
             raise ValueError("a label is not one of the scored classes")
-        labels = positions
     n = int(labels.shape[0])
     rank = np.empty(n, dtype=np.int64)
     confidence = np.empty(n, dtype=np.float64)

@@ -63,8 +63,8 @@ from numpy.lib.format import open_memmap
 
 from inceval.engine.metrics import TIE_RULE
 from inceval.errors import InceValError
-from inceval.scoring import SUBSETS, Score, score_from_tally, tally_subsets
-from inceval.store_schema import PROB_DTYPES, check_manifest
+from inceval.scoring import SUBSETS, Score, restrict_to_classes, score_from_tally, tally_subsets
+from inceval.store_schema import HEX64, PROB_DTYPES, check_manifest
 
 try:  # POSIX advisory locks; elsewhere a second writer is not detected.
     import fcntl
@@ -85,7 +85,6 @@ _STORE_KEYS = frozenset(
      "finished_at"}
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Mean softmax rows sum to 1; float16 inputs and view averaging stay far inside this tolerance.
 _ROW_SUM_TOLERANCE = 1e-2
 _SCORE_CHUNK_ROWS = 4096
@@ -186,7 +185,7 @@ def _validate_manifest(manifest: Mapping[str, Any]) -> None:
         if not isinstance(protocol.get("views"), list):
             raise ValueError(f"manifest protocol {name!r} needs a 'views' list of labels")
     fingerprint = manifest["data"].get("fingerprint")
-    if not isinstance(fingerprint, str) or not _HEX64.match(fingerprint):
+    if not isinstance(fingerprint, str) or not HEX64.match(fingerprint):
         raise ValueError("manifest data.fingerprint must be a sha256 hex string (64 digits)")
     clash = _STORE_KEYS & set(manifest)
     if clash:
@@ -738,6 +737,11 @@ class RunReader:
         """(model, protocol) of every prediction file, in the order they were opened."""
         return [(m, p) for m, files in self._manifest["predictions"].items() for p in files]
 
+    def views_per_image(self, protocol: str) -> int:
+        """Views per image of a stored protocol (``num_views``, else its view labels; 0 unknown)."""
+        record = self._manifest["protocols"].get(protocol, {})
+        return int(record.get("num_views") or len(record.get("views") or []) or 0)
+
     def status(self, model: str, protocol: str) -> EntryStatus:
         """The recorded state of one prediction file.
 
@@ -836,25 +840,6 @@ class RunReader:
                 if item.images:
                     scores.append(item)
         return scores
-
-
-def restrict_to_classes(chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray,
-                        classes: np.ndarray, where: Path | str = "run"
-                        ) -> tuple[Iterator[tuple[int, np.ndarray]], np.ndarray]:
-    """Keep only the columns of ``classes`` and renumber the labels to positions among them.
-
-    This is the ImageNet-A/R protocol: top-k is taken among the dataset's 200 classes.
-
-    Raises:
-        InceValError: a label outside ``classes`` (such an image cannot be scored this way).
-    """
-    positions = np.searchsorted(classes, labels)
-    inside = (positions < classes.size) & (classes[np.minimum(positions, classes.size - 1)] == labels)
-    if not inside.all():
-        row = int(np.flatnonzero(~inside)[0])
-        raise InceValError(f"{where}: image {row} has label {int(labels[row])}, which is not one of "
-                           "the run's scored classes (data.scored_classes); the run is damaged")
-    return ((start, block[:, classes]) for start, block in chunks), positions.astype(np.int64)
 
 
 def _load_manifest(run_dir: Path) -> dict[str, Any]:

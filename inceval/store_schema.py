@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 from inceval.errors import InceValError
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# A sha256 hex digest (what data.fingerprint and images_sha256 hold).
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 PROB_DTYPES = ("float16", "float32")
 
 
@@ -75,7 +76,7 @@ def check_manifest(manifest: Any, path: Path) -> None:
         raise c.fail("key 'prob_dtype'", f"is {dtype!r}, not one of {', '.join(PROB_DTYPES)}")
     num_images = c.count(manifest, "num_images", "")
     digest = c.get(manifest, "images_sha256", "", str, "a string")
-    if not _HEX64.match(digest):
+    if not HEX64.match(digest):
         raise c.fail("key 'images_sha256'", "is not a sha256 hex digest (64 digits)")
     models = c.get(manifest, "models", "", dict, "an object")
     for name, info in models.items():
@@ -87,7 +88,7 @@ def check_manifest(manifest: Any, path: Path) -> None:
         c.get(record, "views", f"protocols.{name}", list, "a list")
     data = c.get(manifest, "data", "", dict, "an object")
     fingerprint = c.get(data, "fingerprint", "data", str, "a string")
-    if not _HEX64.match(fingerprint):
+    if not HEX64.match(fingerprint):
         raise c.fail("key 'data.fingerprint'", "is not a sha256 hex digest (64 digits)")
     if data.get("scored_classes") is not None:
         classes = c.get(data, "scored_classes", "data", list, "a list")

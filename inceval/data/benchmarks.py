@@ -54,6 +54,8 @@ EVAL_SETS: Mapping[str, EvalSet] = MappingProxyType({s.name: s for s in (
     EvalSet("imagenet-r", "ImageNet-R (200 classes)", "imagenet-r", "imagenet-r"),
 )})
 DATASET_CHOICES = ("auto", *EVAL_SETS)
+# Class-folder sets other than the 1000 classes: ImageNet-A and ImageNet-R (200 WNIDs each).
+SUBSET_DATASETS = ("imagenet-a", "imagenet-r")
 _V2_VARIANTS = ("matched-frequency", "threshold0.7", "top-images")
 
 
@@ -75,12 +77,23 @@ def scored_classes(name: str | None) -> tuple[int, ...] | None:
     return tuple(sorted(index[wnid] for wnid in builtin.dataset_wnids(subset)))
 
 
-def detect_dataset(root: Path, layout: str, labels: Sequence[int], requested: str = "auto") -> str:
+def subset_dataset_of(wnids: Sequence[str]) -> str | None:
+    """``imagenet-a`` or ``imagenet-r`` when the WNIDs are exactly that dataset's 200, else None."""
+    given = set(wnids)
+    for name in SUBSET_DATASETS:
+        if given == set(builtin.dataset_wnids(name)):
+            return name
+    return None
+
+
+def detect_dataset(root: Path, layout: str, folders: Sequence[str], labels: Sequence[int],
+                   requested: str = "auto") -> str:
     """The evaluation set of a labelled folder (see the module docstring for the rules).
 
     Args:
-        root: the data folder.
+        root: the data folder (its name tells Sketch and the ImageNetV2 variant).
         layout: the layout it was read with.
+        folders: the names of its subfolders, as scanned.
         labels: the class index of every image.
         requested: ``--dataset`` (``auto`` to detect).
 
@@ -91,7 +104,7 @@ def detect_dataset(root: Path, layout: str, labels: Sequence[int], requested: st
         raise InceValError(f"--dataset {requested!r} is unknown; choose auto or one of "
                            f"{', '.join(EVAL_SETS)}")
     if requested == "auto":
-        return _detect(root, layout)
+        return _detect(root.name.lower(), layout, folders)
     allowed = scored_classes(requested)
     outside = sorted(set(int(label) for label in labels) - set(allowed)) if allowed else []
     if outside:
@@ -100,16 +113,14 @@ def detect_dataset(root: Path, layout: str, labels: Sequence[int], requested: st
     return requested
 
 
-def _detect(root: Path, layout: str) -> str:
-    names = root.name.lower()
+def _detect(name: str, layout: str, folders: Sequence[str]) -> str:
     if layout == "imagenetv2":
-        variant = next((v for v in _V2_VARIANTS if v in names), None)
+        variant = next((v for v in _V2_VARIANTS if v in name), None)
         return f"imagenetv2-{variant}" if variant else "imagenetv2"
     if layout == "valprep":
-        folders = {p.name for p in root.iterdir() if p.is_dir() and is_wnid(p.name)}
-        for subset in ("imagenet-a", "imagenet-r"):
-            if folders == set(builtin.dataset_wnids(subset)):
-                return subset
-        if "sketch" in names:
+        subset = subset_dataset_of([f for f in folders if is_wnid(f)])
+        if subset is not None:
+            return subset
+        if "sketch" in name:
             return "imagenet-sketch"
     return "imagenet"

@@ -151,7 +151,8 @@ def load_val_dataset(root: str | Path, *, layout: str = "auto", devkit: str | Pa
     records = _in_order(root, labelled.records)
     blacklist_path = resolve_blacklist(blacklist)
     flags = _flags(root, records, blacklist_path)
-    name = detect_dataset(root, plan.layout, [r.label for r in records], dataset)
+    name = detect_dataset(root, plan.layout, list(scan.subdirs), [r.label for r in records],
+                          dataset)
     keep = select(records, subset, limit)
     return ValDataset(root, plan.layout, tuple(records[i] for i in keep), flags[keep],
                       labelled.class_wnids, labelled.label_source, blacklist_path, name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from inceval.data import builtin
+from inceval.data.benchmarks import subset_dataset_of
 from inceval.data.devkit import GROUND_TRUTH, find_devkits, read_devkit
 from inceval.data.kaggle import (
     SEARCH_LEVELS,
@@ -40,8 +41,6 @@ LAYOUTS: Mapping[str, str] = MappingProxyType({
     "ilsvrc2012": "flat DIR/ILSVRC2012_val_XXXXXXXX.JPEG labelled by inceval's bundled ILSVRC-2012 "
                   "ground truth (no devkit needed; used when no devkit or CSV is found)",
 })
-# Class-folder sets other than the 1000 classes: ImageNet-A and ImageNet-R (200 WNIDs each).
-SUBSET_DATASETS = ("imagenet-a", "imagenet-r")
 
 _CLASS_NUMBER = re.compile(r"[+-]?\d+")
 
@@ -251,15 +250,6 @@ def _valprep(root: Path, scan: DirScan) -> Labelled:
     if not records:
         raise _empty(root)
     return Labelled(records, tuple(wnids), "WNID folder names")
-
-
-def subset_dataset_of(wnids: list[str] | tuple[str, ...]) -> str | None:
-    """``imagenet-a`` or ``imagenet-r`` when the WNIDs are exactly that dataset's 200, else None."""
-    given = set(wnids)
-    for name in SUBSET_DATASETS:
-        if given == set(builtin.dataset_wnids(name)):
-            return name
-    return None
 
 
 def _val_number(name: str) -> int | None:

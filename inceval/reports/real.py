@@ -87,13 +87,20 @@ def real_correct(probs: np.ndarray, sets: Sequence[frozenset[int]], k: int, *,
         ties: "pessimistic" (inceval's rule: unacceptable classes tied with the best acceptable
             one rank above it) or "optimistic" (they rank below), to count tie-dependent rows.
     """
+    at_least, above = _rivals(probs, sets)
+    return (at_least if ties == "pessimistic" else above) < k
+
+
+def _rivals(probs: np.ndarray, sets: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the unacceptable classes at least as probable as the best acceptable one, and
+    those strictly more probable."""
     probs = np.asarray(probs, dtype=np.float32)
     acceptable = np.zeros(probs.shape, dtype=bool)
     for row, classes in enumerate(sets):
         acceptable[row, list(classes)] = True
     best = np.where(acceptable, probs, -np.inf).max(axis=1, keepdims=True)
-    above = probs >= best if ties == "pessimistic" else probs > best
-    return (above & ~acceptable).sum(axis=1) < k
+    return (((probs >= best) & ~acceptable).sum(axis=1),
+            ((probs > best) & ~acceptable).sum(axis=1))
 
 
 def real_score(chunks: Iterable[tuple[int, np.ndarray]], sets: Sequence[frozenset[int]],
@@ -112,10 +119,9 @@ def real_score(chunks: Iterable[tuple[int, np.ndarray]], sets: Sequence[frozense
         excluded += len(rows) - len(keep)
         if not keep:
             continue
-        kept_sets = [sets[rows[i]] for i in keep]
+        at_least, above = _rivals(block[keep], [sets[rows[i]] for i in keep])
         for k in REAL_KS:
-            right = real_correct(block[keep], kept_sets, k)
-            right_if_optimistic = real_correct(block[keep], kept_sets, k, ties="optimistic")
+            right, right_if_optimistic = at_least < k, above < k
             correct[k] += int(right.sum())
             tie_dependent[k] += int((right_if_optimistic & ~right).sum())
         scored += len(keep)

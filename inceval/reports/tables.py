@@ -240,29 +240,16 @@ def _real_rows(runs: Sequence[RunReader], ci: bool, confidence: float,
             continue
         for score in scores:
             info = run.manifest["models"].get(score.model, {})
-            record = run.manifest["protocols"].get(score.protocol, {})
             tag = None if paper_data.is_ensemble(info) else info.get("weights_tag")
             reference = published("real", tag) if score.protocol == "1" else None
-            row = {
-                "run": label, "model": score.model, "weights": _weights_label(info),
-                "network": None if paper_data.is_ensemble(info)
-                else paper_data.network_of(score.model, info),
-                "members": paper_data.describe_composition(info)
-                if paper_data.is_ensemble(info) else None,
-                "protocol": score.protocol, "protocol_version": record.get("version"),
-                "crops": record.get("num_views") or score.protocol, "subset": "all",
-                "images": score.images, "top1": score.top1_error, "top5": score.top5_error,
-                "top1_wrong": score.top1_wrong, "top5_wrong": score.top5_wrong,
-                "top1_tie_dependent": score.top1_tie_dependent,
-                "top5_tie_dependent": score.top5_tie_dependent, "complete": True,
-                "reference": reference.weights if reference else None,
-                "paper_top1": reference.top1_error if reference else None,
-                "paper_top5": reference.top5_error if reference else None, "footnote": None,
-                "dataset": "imagenet-real", "_order": (run_index, _protocol_rank(score.protocol),
-                                                       score.model),
-            }
-            row["delta_top1"] = _delta(row["top1"], row["paper_top1"])
-            row["delta_top5"] = _delta(row["top5"], row["paper_top5"])
+            version = run.status(score.model, score.protocol).protocol_version
+            base = _base_row(run, label, score.model, score.protocol, version)
+            base["dataset"] = "imagenet-real"
+            row = _row(base, Score(score.model, score.protocol, version, "all", score.images,
+                                   score.top1_error, score.top5_error, score.top1_wrong,
+                                   score.top5_wrong, score.top1_tie_dependent,
+                                   score.top5_tie_dependent), reference)
+            row["_order"] = (run_index, _protocol_rank(score.protocol), score.model)
             if ci:
                 _add_intervals(row, confidence)
             rows.append(row)
@@ -412,20 +399,9 @@ def _place(run: RunReader, label: str, model: str, protocol: str,
     """The tables (and rows) one entry contributes to."""
     info = run.manifest["models"].get(model, {})
     by_subset = {score.subset: score for score in scores}
-    record = run.manifest["protocols"].get(protocol, {})
-    crops: int | str = record.get("num_views") or len(record.get("views") or []) or protocol
     ensemble = paper_data.is_ensemble(info)
-    base = {
-        "run": label,
-        "model": model,
-        "weights": _weights_label(info),
-        "network": None if ensemble else paper_data.network_of(model, info),
-        "members": paper_data.describe_composition(info) if ensemble else None,
-        "protocol": protocol,
-        "protocol_version": scores[0].protocol_version,
-        "crops": crops,
-        "dataset": run.dataset,
-    }
+    base = _base_row(run, label, model, protocol, scores[0].protocol_version)
+    crops = base["crops"]
     placed: list[tuple[str, dict[str, Any]]] = []
     if run.dataset != "imagenet":
         from inceval.data.benchmarks import eval_set
@@ -450,6 +426,24 @@ def _place(run: RunReader, label: str, model: str, protocol: str,
         if protocol == paper_data.load_paper().raw["checkpoints"]["protocol"] and published:
             placed.append(("checkpoints", _row(base, by_subset["all"], published)))
     return placed
+
+
+def _base_row(run: RunReader, label: str, model: str, protocol: str,
+              protocol_version: int) -> dict[str, Any]:
+    """The cells of a row that describe the entry itself (no scores, no reference)."""
+    info = run.manifest["models"].get(model, {})
+    ensemble = paper_data.is_ensemble(info)
+    return {
+        "run": label,
+        "model": model,
+        "weights": _weights_label(info),
+        "network": None if ensemble else paper_data.network_of(model, info),
+        "members": paper_data.describe_composition(info) if ensemble else None,
+        "protocol": protocol,
+        "protocol_version": protocol_version,
+        "crops": run.views_per_image(protocol) or protocol,
+        "dataset": run.dataset,
+    }
 
 
 def _weights_label(info: dict[str, Any]) -> str | None:

@@ -17,7 +17,8 @@ from inceval.data import builtin
 from inceval.engine.metrics import topk_correct
 from inceval.reports import paper as paper_data
 from inceval.reports.tables import PerImageCache, ReportTable
-from inceval.store import RunReader, restrict_to_classes
+from inceval.scoring import restrict_to_classes
+from inceval.store import RunReader
 
 # Protocols joined by the line of a model in the error-vs-views plot (the paper's own).
 LINE_PROTOCOLS = ("1", "10", "12", "144")
@@ -288,10 +289,7 @@ def main_protocol(run: RunReader, model: str) -> str:
     headline result, used for its per-class analysis."""
     protocols = [p for m, p in run.entries() if m == model]
 
-    def views(protocol: str) -> int:
-        record = run.manifest["protocols"].get(protocol, {})
-        return int(record.get("num_views") or len(record.get("views") or []) or 0)
-
+    views = run.views_per_image
     return max(protocols, key=lambda p: (views(p), -protocols.index(p)))
 
 

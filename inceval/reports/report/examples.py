@@ -68,10 +68,7 @@ def example_protocol(run: RunReader, model: str) -> str:
     fewest (first stored on a tie)."""
     protocols = [p for m, p in run.entries() if m == model]
 
-    def views(protocol: str) -> int:
-        record = run.manifest["protocols"].get(protocol, {})
-        return int(record.get("num_views") or len(record.get("views") or []) or 0)
-
+    views = run.views_per_image
     small = [p for p in protocols if views(p) <= MAX_LARGE_VIEWS]
     if small:
         return max(small, key=lambda p: (views(p), -protocols.index(p)))
