@@ -3,6 +3,11 @@
 Pure logic over arrays, kept apart from the I/O of :mod:`inceval.store` (which re-exports
 :class:`Score` and :data:`SUBSETS`), so it can be mutation-tested on its own. The tie rule is
 :data:`inceval.engine.metrics.TIE_RULE`.
+
+Unreadable images (a run's images.csv ``error`` column) have NaN rows in every prediction file.
+They are neither right nor wrong: scoring leaves them out and counts them apart
+(:attr:`Score.unreadable`). A non-finite row of an image *not* marked unreadable means a damaged
+run (:func:`check_rows_finite`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class Score:
             tie rule is :data:`inceval.engine.metrics.TIE_RULE`).
         top5_tie_dependent: the same for top 5.
         complete: False when scored on the rows written so far of an incomplete file.
+        unreadable: images of this subset left out because they could not be read (not in
+            ``images``).
     """
 
     model: str
@@ -67,14 +74,20 @@ class Score:
     top1_tie_dependent: int
     top5_tie_dependent: int
     complete: bool = True
+    unreadable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of the fields."""
-        return asdict(self)
+        """Plain JSON-ready dict of the fields, in order; ``unreadable`` only when not 0, so the
+        records of runs whose every image was read are the same as before it existed."""
+        record = asdict(self)
+        if not self.unreadable:
+            del record["unreadable"]
+        return record
 
 
 def tally_subsets(
-    chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray, blacklisted: np.ndarray
+    chunks: Iterable[tuple[int, np.ndarray]], labels: np.ndarray, blacklisted: np.ndarray,
+    unreadable: np.ndarray | None = None,
 ) -> dict[str, TopkTally]:
     """Top-1/top-5 counts of row blocks, on all rows and on the rows not blacklisted.
 
@@ -83,6 +96,8 @@ def tally_subsets(
             :meth:`inceval.store.RunReader.iter_chunks` yields them.
         labels: (N,) class index of every row of the file.
         blacklisted: (N,) bool, True for rows left out of ``"non-blacklisted"``.
+        unreadable: (N,) bool, True for rows left out of both subsets (images that could not be
+            read; their rows hold NaN). None: every row is scored.
 
     Returns:
         subset name (:data:`SUBSETS`) -> its tally.
@@ -90,17 +105,62 @@ def tally_subsets(
     tallies = {subset: TopkTally(SCORED_KS) for subset in SUBSETS}
     for start, block in chunks:
         stop = start + block.shape[0]
+        y = labels[start:stop]
         keep = ~blacklisted[start:stop]
-        tallies["all"].add(block, labels[start:stop])
-        tallies["non-blacklisted"].add(block[keep], labels[start:stop][keep])
+        if unreadable is not None and unreadable[start:stop].any():
+            readable = ~unreadable[start:stop]
+            keep &= readable
+            tallies["all"].add(block[readable], y[readable])
+        else:
+            tallies["all"].add(block, y)
+        tallies["non-blacklisted"].add(block[keep], y[keep])
     return tallies
 
 
-def score_from_tally(entry: ScoredEntry, subset: str, tally: TopkTally) -> Score:
-    """The :class:`Score` of one subset's tally (NaN errors when the subset has no images)."""
+def unreadable_counts(unreadable: np.ndarray, blacklisted: np.ndarray) -> dict[str, int]:
+    """Unreadable images of each subset (:data:`SUBSETS`) among the rows given."""
+    return {"all": int(unreadable.sum()),
+            "non-blacklisted": int((unreadable & ~blacklisted).sum())}
+
+
+def check_rows_finite(block: np.ndarray, start: int, unreadable: np.ndarray | None,
+                      where: Any) -> None:
+    """Refuse non-finite rows of images that images.csv marks readable (a damaged run).
+
+    Args:
+        block: rows ``start..`` of a prediction file.
+        start: index of the block's first row.
+        unreadable: (N,) bool over the whole file, or None when no image is unreadable.
+        where: the file, for the message.
+
+    Raises:
+        InceValError: naming the first such rows.
+    """
+    finite = np.isfinite(block).all(axis=1)
+    if finite.all():
+        return
+    bad = ~finite
+    if unreadable is not None:
+        bad &= ~unreadable[start:start + block.shape[0]]
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad)
+    shown = ", ".join(str(start + int(r)) for r in rows[:5])
+    more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+    what = "NaN" if np.isnan(block[rows]).any() else "infinite values"
+    noun, verb, pronoun = ("rows", "hold", "them") if rows.size > 1 else ("row", "holds", "it")
+    raise InceValError(f"{where}: {noun} {shown}{more} {verb} {what} but images.csv marks "
+                       f"{pronoun} readable; the run directory is damaged: restore it from a "
+                       "copy or rerun")
+
+
+def score_from_tally(entry: ScoredEntry, subset: str, tally: TopkTally,
+                     unreadable: int = 0) -> Score:
+    """The :class:`Score` of one subset's tally (NaN errors when the subset has no images);
+    ``unreadable`` is the subset's images left out as unreadable."""
     if tally.images == 0:
         return Score(entry.model, entry.protocol, entry.protocol_version, subset, 0,
-                     float("nan"), float("nan"), 0, 0, 0, 0, entry.complete)
+                     float("nan"), float("nan"), 0, 0, 0, 0, entry.complete, unreadable)
     errors = tally.errors()
     return Score(
         model=entry.model,
@@ -115,6 +175,7 @@ def score_from_tally(entry: ScoredEntry, subset: str, tally: TopkTally) -> Score
         top1_tie_dependent=tally.tie_dependent[1],
         top5_tie_dependent=tally.tie_dependent[5],
         complete=entry.complete,
+        unreadable=unreadable,
     )
 
 

@@ -13,6 +13,8 @@ Pure numpy/math (scipy is a test dependency only, used there as the independent 
   equal-width bins on the top-1 probability).
 * :func:`per_image`: the per-image vectors of one stored prediction file that all of the above
   need (correctness under the pessimistic tie rule, top-1 confidence, probability of the label).
+  Unreadable images (the run's images.csv ``error`` column) keep their place in the vectors but
+  are marked not ``scored``; every statistic leaves them out.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from inceval.engine.metrics import label_rank
-from inceval.scoring import class_positions
+from inceval.scoring import check_rows_finite, class_positions
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
@@ -311,15 +313,25 @@ class PerImage:
         top5_correct: label within the top 5 (pessimistic tie rule).
         confidence: the top-1 probability.
         label_prob: the probability of the label.
+        scored: False for unreadable images: their entries are placeholders (not correct, NaN
+            probabilities) that no statistic may count; None means every image is scored.
     """
 
     top1_correct: np.ndarray
     top5_correct: np.ndarray
     confidence: np.ndarray
     label_prob: np.ndarray
+    scored: np.ndarray | None = None
+
+    @property
+    def scored_mask(self) -> np.ndarray:
+        """(n,) bool: True for the images that count (``scored``, all True when None)."""
+        if self.scored is None:
+            return np.ones(len(self.top1_correct), dtype=bool)
+        return self.scored
 
     def correct(self, k: int) -> np.ndarray:
-        """top1_correct or top5_correct."""
+        """top1_correct or top5_correct (placeholders False where not scored)."""
         if k == 1:
             return self.top1_correct
         if k == 5:
@@ -329,20 +341,34 @@ class PerImage:
     def subset(self, keep: np.ndarray) -> "PerImage":
         """The same vectors restricted to the images where ``keep`` is True."""
         return PerImage(self.top1_correct[keep], self.top5_correct[keep], self.confidence[keep],
-                        self.label_prob[keep])
+                        self.label_prob[keep], None if self.scored is None else self.scored[keep])
+
+    def scored_only(self) -> "PerImage":
+        """The vectors of the scored images alone."""
+        return self if self.scored is None else self.subset(self.scored)
 
     def calibration(self) -> Calibration:
-        """:func:`calibration` of these images."""
-        return calibration(self.label_prob, self.confidence, self.top1_correct)
+        """:func:`calibration` of these images (the scored ones).
+
+        Raises:
+            ValueError: no scored image.
+        """
+        kept = self.scored_only()
+        return calibration(kept.label_prob, kept.confidence, kept.top1_correct)
 
 
 def per_image_from_probs(probs: Any, labels: np.ndarray, chunk_rows: int = _CHUNK_ROWS,
-                         classes: np.ndarray | None = None) -> PerImage:
+                         classes: np.ndarray | None = None, unreadable: np.ndarray | None = None,
+                         where: Any = "predictions") -> PerImage:
     """:class:`PerImage` of an (N, C) probability matrix (read ``chunk_rows`` rows at a time).
 
     With ``classes`` (sorted indices; ImageNet-A/R), only those columns count, renormalised to
     sum to 1 (a softmax over those classes' logits would give the same for one view), and every
-    label must be one of them.
+    label must be one of them. Rows where ``unreadable`` (N,) is True are not scored, whatever
+    they hold (NaN in a store).
+
+    Raises:
+        InceValError: a non-finite row not marked unreadable (the message names ``where``).
     """
     labels = np.asarray(labels)
     if classes is not None:
@@ -350,32 +376,50 @@ def per_image_from_probs(probs: Any, labels: np.ndarray, chunk_rows: int = _CHUN
         if not inside.all():
             raise ValueError("a label is not one of the scored classes")
     n = int(labels.shape[0])
+    skip = None if unreadable is None or not np.any(unreadable) else np.asarray(unreadable, bool)
     rank = np.empty(n, dtype=np.int64)
     confidence = np.empty(n, dtype=np.float64)
     label_prob = np.empty(n, dtype=np.float64)
     for start in range(0, n, chunk_rows):
         # float64 holds float16/float32 stored values exactly: ranks equal the store's scoring.
         block = np.asarray(probs[start:start + chunk_rows], dtype=np.float64)
+        stop = start + block.shape[0]
+        check_rows_finite(block, start, skip, where)
+        if skip is not None and skip[start:stop].any():
+            # A placeholder row keeps the arrays aligned; its entries are marked not scored.
+            block[skip[start:stop]] = 1.0
         if classes is not None:
             block = block[:, classes]
             block /= block.sum(axis=1, keepdims=True)
-        stop = start + block.shape[0]
         y = labels[start:stop]
         rank[start:stop] = label_rank(block, y)
         confidence[start:stop] = block.max(axis=1)
         label_prob[start:stop] = block[np.arange(block.shape[0]), y]
-    return PerImage(rank < 1, rank < 5, confidence, label_prob)
+    if skip is None:
+        return PerImage(rank < 1, rank < 5, confidence, label_prob)
+    scored = ~skip[:n]
+    confidence[~scored] = np.nan
+    label_prob[~scored] = np.nan
+    return PerImage((rank < 1) & scored, (rank < 5) & scored, confidence, label_prob, scored)
 
 
 def per_image(run: Any, model: str, protocol: str, *,
               allow_incomplete: bool = False) -> PerImage:
     """:class:`PerImage` of a stored file (``run`` is an :class:`inceval.store.RunReader`).
 
-    With ``allow_incomplete`` only the rows written so far are covered.
+    With ``allow_incomplete`` only the rows written so far are covered. The run's unreadable
+    images are marked not scored.
+
+    Raises:
+        InceValError: as :meth:`inceval.store.RunReader.probabilities`, or a non-finite row of
+            an image images.csv marks readable (a damaged run).
     """
     probs = run.probabilities(model, protocol, allow_incomplete=allow_incomplete)
-    return per_image_from_probs(probs, run.labels[: probs.shape[0]],
-                                classes=getattr(run, "scored_classes", None))
+    rows = probs.shape[0]
+    return per_image_from_probs(probs, run.labels[:rows],
+                                classes=getattr(run, "scored_classes", None),
+                                unreadable=run.unreadable[:rows],
+                                where=run.status(model, protocol).path)
 
 
 __all__ = [

@@ -36,6 +36,12 @@ Reading::
     run.status("v4", "144")              # EntryStatus: rows written, complete, protocol version
     run.probabilities("v4", "144")       # read-only memmap (N, C); refuses incomplete files
     run.results()                        # [Score, ...]: top-1/top-5 error, all and non-blacklisted
+    run.errors, run.unreadable, run.num_unreadable   # images that could not be read (NaN rows)
+
+Unreadable images are never scored: ``Score.images`` counts the others, ``Score.unreadable``
+those left out. images.csv's ``error`` column and the manifest's ``unreadable`` record must agree
+(``images_sha256`` covers images.csv without that column); :func:`scored_difference` and
+:func:`require_same_images` tell runs of the same images that could not read the same ones.
 
 Every problem a user can fix (not a run, newer schema, incomplete file, modified images.csv, disk
 full, directory in use) raises :class:`~inceval.errors.InceValError` with a one-line message; API
@@ -63,7 +69,8 @@ from numpy.lib.format import open_memmap
 
 from inceval.engine.metrics import TIE_RULE
 from inceval.errors import InceValError
-from inceval.scoring import SUBSETS, Score, restrict_to_classes, score_from_tally, tally_subsets
+from inceval.scoring import (SUBSETS, Score, check_rows_finite, restrict_to_classes,
+                             score_from_tally, tally_subsets, unreadable_counts)
 from inceval.store_schema import HEX64, PROB_DTYPES, check_manifest
 
 try:  # POSIX advisory locks; elsewhere a second writer is not detected.
@@ -78,11 +85,15 @@ IMAGES = "images.csv"
 PREDICTIONS = "predictions"
 LOCK = ".lock"
 IMAGE_COLUMNS = ("index", "path", "label", "blacklisted")
+# Last column of images.csv: empty, or why the image could not be evaluated (its rows are NaN).
+ERROR_COLUMN = "error"
+# Directory of chunk markers: chunks/NNNNNN.json exists once every row of that chunk is on disk.
+CHUNKS = "chunks"
 
 # Keys of the manifest that only the store writes.
 _STORE_KEYS = frozenset(
     {"format", "schema_version", "prob_dtype", "num_images", "images_sha256", "predictions",
-     "finished_at"}
+     "finished_at", "unreadable"}
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Mean softmax rows sum to 1; float16 inputs and view averaging stay far inside this tolerance.
@@ -160,8 +171,11 @@ def _images_frame(images: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.Data
     frame["label"] = labels.astype(np.int64)
     frame["blacklisted"] = flags.astype(bool)
     frame.insert(0, "index", np.arange(n))
-    extra = [c for c in frame.columns if c not in IMAGE_COLUMNS]
-    return frame[[*IMAGE_COLUMNS, *extra]]
+    if ERROR_COLUMN not in frame.columns:
+        frame[ERROR_COLUMN] = ""
+    frame[ERROR_COLUMN] = frame[ERROR_COLUMN].fillna("").astype(str)
+    extra = [c for c in frame.columns if c not in IMAGE_COLUMNS and c != ERROR_COLUMN]
+    return frame[[*IMAGE_COLUMNS, *extra, ERROR_COLUMN]]
 
 
 def _images_csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -170,6 +184,13 @@ def _images_csv_bytes(frame: pd.DataFrame) -> bytes:
     out["blacklisted"] = out["blacklisted"].astype(np.int8)
     out.to_csv(buffer, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     return buffer.getvalue().encode()
+
+
+def images_identity_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of images.csv as rendered without its ``error`` column (the manifest's
+    ``images_sha256``): it covers which images, labels and flags, not which failed to decode."""
+    identity = frame.drop(columns=[ERROR_COLUMN]) if ERROR_COLUMN in frame.columns else frame
+    return hashlib.sha256(_images_csv_bytes(identity)).hexdigest()
 
 
 def _validate_manifest(manifest: Mapping[str, Any]) -> None:
@@ -204,6 +225,10 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             raise ValueError(f"manifest value of {key!r} is not plain JSON data: {exc}") from exc
 
 
+def _chunk_file_name(number: int) -> str:
+    return f"{number:06d}.json"
+
+
 def _prediction_path(run_dir: Path, model: str, protocol: str) -> Path:
     return run_dir / PREDICTIONS / model / f"{protocol}.npy"
 
@@ -221,16 +246,22 @@ class RunWriter:
     """
 
     def __init__(self, run_dir: Path, manifest: dict[str, Any], images: pd.DataFrame,
-                 lock: Any, flush_interval_s: float) -> None:
-        """Internal; use :meth:`create` or :meth:`resume`."""
+                 lock: Any, flush_interval_s: float, primary: bool = True) -> None:
+        """Internal; use :meth:`create`, :meth:`resume` or :meth:`attach`."""
         self._run_dir = run_dir
         self._manifest = manifest
+        self._images = images
         self._labels = images["label"].to_numpy()
         self._lock = lock
+        self._primary = primary
+        self._open = True
         self._flush_interval_s = flush_interval_s
         self._maps: dict[tuple[str, str], np.memmap] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._last_save = time.monotonic()
+        self._unreadable: dict[int, str] = {
+            int(p): str(r) for p, r in (manifest.get("unreadable") or {}).get("images", {}).items()
+        }
 
     # -- construction --------------------------------------------------------------------------
 
@@ -280,7 +311,7 @@ class RunWriter:
             full.update(
                 prob_dtype=prob_dtype,
                 num_images=len(frame),
-                images_sha256=hashlib.sha256(csv_bytes).hexdigest(),
+                images_sha256=images_identity_sha256(frame),
                 predictions={},
                 finished_at=None,
             )
@@ -330,6 +361,27 @@ class RunWriter:
         except BaseException:
             _release_lock(lock)
             raise
+        return writer
+
+    @classmethod
+    def attach(cls, run_dir: str | os.PathLike[str]) -> "RunWriter":
+        """Join a run another process created and holds (a rank > 0 of a sharded run).
+
+        The attached writer writes rows and chunk markers only: never the manifest or images.csv,
+        and it takes no lock. Its prediction files must exist (the primary opens every file
+        before the other ranks attach).
+
+        Raises:
+            InceValError: not a run, or a damaged prediction file.
+        """
+        path = Path(run_dir)
+        reader = RunReader(path)
+        writer = cls(path, json.loads(json.dumps(reader.manifest)), reader.images, None, 0.0,
+                     primary=False)
+        for model, protocol in reader.entries():
+            writer.open_predictions(model, protocol,
+                                    int(reader.manifest["predictions"][model][protocol]
+                                        ["num_classes"]))
         return writer
 
     # -- properties ----------------------------------------------------------------------------
@@ -474,6 +526,195 @@ class RunWriter:
         self._dirty.add((model, protocol))
         self._save_progress()
 
+    # -- chunks: the engine's unit of resuming and sharding -------------------------------------
+
+    def write_rows(self, model: str, protocol: str, indices: Any, probs: Any) -> None:
+        """Store the rows of the images ``indices`` (any positions) of one prediction file.
+
+        Used with chunk markers (:meth:`complete_chunk`), which say what is done; ``rows_written``
+        is then derived from the markers, not from the writes.
+
+        Raises:
+            ValueError: file not opened or complete, shapes that disagree, positions out of range.
+            InceValError: non-finite probabilities (nothing is written for the batch).
+        """
+        self._require_open()
+        key = (model, protocol)
+        if key not in self._maps:
+            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
+        entry = self._manifest["predictions"][model][protocol]
+        if entry["complete"]:
+            raise ValueError(f"predictions {model}/{protocol} are complete; nothing may change")
+        if hasattr(probs, "detach"):
+            array = probs.detach().float().cpu().numpy()
+        else:
+            array = np.asarray(probs)
+        rows = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if array.ndim != 2 or array.shape != (rows.size, entry["num_classes"]):
+            raise ValueError(f"probs must have shape ({rows.size}, {entry['num_classes']}), got "
+                             f"{array.shape}")
+        if rows.size == 0:
+            return
+        if rows.min() < 0 or rows.max() >= entry["num_rows"]:
+            raise ValueError(f"rows {rows.min()}..{rows.max()} exceed the {entry['num_rows']} "
+                             "images of the run")
+        _check_probabilities(array, model, protocol, int(rows[0]))
+        first = int(rows[0])
+        if np.array_equal(rows, np.arange(first, first + rows.size)):
+            self._maps[key][first:first + rows.size] = array
+        else:
+            self._maps[key][rows] = array
+        self._dirty.add(key)
+
+    def update_manifest(self, extra: Mapping[str, Any]) -> None:
+        """Merge caller keys into the manifest now (e.g. the history of resumes).
+
+        Raises:
+            ValueError: a key the store owns.
+        """
+        self._require_open()
+        clash = _STORE_KEYS & set(extra)
+        if clash:
+            raise ValueError(f"manifest keys {sorted(clash)} are written by the store only")
+        _merge(self._manifest, extra)
+        if self._primary:
+            self._save_manifest()
+
+    def use_chunks(self, size: int, count: int) -> None:
+        """Record how the run is split into chunks (before any chunk is done), or check it.
+
+        Raises:
+            InceValError: chunks of another size are already done (a resumed run must keep its
+                chunks, so that its rows come out identical).
+        """
+        self._require_open()
+        stored = self._manifest.get(CHUNKS)
+        if stored == {"size": size, "count": count}:
+            return
+        if stored is not None and self.done_chunks():
+            raise InceValError(f"{self._run_dir} was run in chunks of {stored['size']} images; "
+                               f"resume it with --chunk-size {stored['size']}")
+        self._manifest[CHUNKS] = {"size": size, "count": count}
+        if self._primary:
+            self._save_manifest()
+
+    def done_chunks(self) -> dict[int, dict[str, Any]]:
+        """Chunk number -> marker of every chunk whose rows are all on disk (any process's)."""
+        directory = self._run_dir / CHUNKS
+        markers: dict[int, dict[str, Any]] = {}
+        if not directory.is_dir():
+            return markers
+        for path in sorted(directory.glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, ValueError):
+                continue  # markers are renamed into place whole; anything else is redone
+            if (isinstance(record, dict) and isinstance(record.get("chunk"), int)
+                    and isinstance(record.get("start"), int)
+                    and isinstance(record.get("stop"), int)
+                    and isinstance(record.get("errors"), dict)
+                    and path.name == _chunk_file_name(record["chunk"])):
+                markers[record["chunk"]] = record
+        return markers
+
+    def complete_chunk(self, number: int, start: int, stop: int,
+                       errors: Mapping[int, str] | None = None) -> None:
+        """Record that every row of images ``start .. stop - 1`` is written.
+
+        Rows of the images in ``errors`` (position -> reason) are set to NaN in every prediction
+        file; all rows are flushed to disk; then the chunk's marker is written atomically, so a
+        marker never claims rows that are not on disk and a chunk cut short is never done.
+
+        Raises:
+            ValueError: an error position outside the chunk.
+            InceValError: the marker cannot be written.
+        """
+        self._require_open()
+        errors = dict(errors or {})
+        bad = sorted(errors)
+        if bad and (bad[0] < start or bad[-1] >= stop):
+            raise ValueError(f"error positions {bad[0]}..{bad[-1]} lie outside chunk {number} "
+                             f"({start}..{stop - 1})")
+        if bad:
+            for key, mm in self._maps.items():
+                mm[bad] = np.nan
+                self._dirty.add(key)
+        self._flush_rows()
+        record = {"chunk": number, "start": start, "stop": stop,
+                  "errors": {str(p): str(errors[p]) for p in bad}}
+        directory = self._run_dir / CHUNKS
+        try:
+            directory.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise InceValError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        _write_atomic(directory / _chunk_file_name(number), _manifest_bytes(record))
+        if self._primary and time.monotonic() - self._last_save >= self._flush_interval_s:
+            self._save_progress()
+
+    def seal(self) -> dict[int, str]:
+        """Check that every chunk is done, record the unreadable images and mark every prediction
+        file complete (the primary writer, after all processes finished their chunks).
+
+        Unreadable images get their reason in images.csv (column ``error``) and in the manifest
+        (``unreadable``); their rows hold NaN.
+
+        Returns:
+            Position -> reason of every unreadable image.
+
+        Raises:
+            ValueError: not the primary writer, or a run without chunks.
+            InceValError: a chunk is not done (the message names it).
+        """
+        self._require_open()
+        if not self._primary or CHUNKS not in self._manifest:
+            raise ValueError("seal() needs the primary writer of a chunked run")
+        markers = self.done_chunks()
+        count = int(self._manifest[CHUNKS]["count"])
+        missing = [n for n in range(count) if n not in markers]
+        if missing:
+            raise InceValError(f"{self._run_dir}: chunk {missing[0]} of {count} is not done "
+                               f"({len(missing)} missing); resume the run to compute them")
+        self._record_chunk_progress(markers)
+        for files in self._manifest["predictions"].values():
+            for entry in files.values():
+                entry["rows_written"] = entry["num_rows"]
+                entry["complete"] = True
+        self._save_progress()
+        return dict(self._unreadable)
+
+    def _record_chunk_progress(self, markers: Mapping[int, Mapping[str, Any]] | None = None
+                               ) -> None:
+        """rows_written from the done chunks (the done prefix), and the unreadable images."""
+        markers = markers if markers is not None else self.done_chunks()
+        size = int(self._manifest[CHUNKS]["size"])
+        count = int(self._manifest[CHUNKS]["count"])
+        prefix = 0
+        while prefix < count and prefix in markers:
+            prefix += 1
+        rows = min(prefix * size, self.num_images)
+        for files in self._manifest["predictions"].values():
+            for entry in files.values():
+                if not entry["complete"]:
+                    entry["rows_written"] = rows
+        errors = {int(p): str(reason) for record in markers.values()
+                  for p, reason in record["errors"].items()}
+        if errors != self._unreadable or "unreadable" not in self._manifest:
+            self._write_unreadable(errors)
+
+    def _write_unreadable(self, errors: Mapping[int, str]) -> None:
+        frame = self._images.copy()
+        reasons = np.full(len(frame), "", dtype=object)
+        for position, reason in errors.items():
+            reasons[position] = reason
+        frame[ERROR_COLUMN] = reasons
+        _write_atomic(self._run_dir / IMAGES, _images_csv_bytes(frame))
+        self._images = frame
+        self._unreadable = dict(errors)
+        self._manifest["unreadable"] = {
+            "count": len(errors),
+            "images": {str(p): errors[p] for p in sorted(errors)},
+        }
+
     def finish(self, extra_manifest: Mapping[str, Any] | None = None) -> None:
         """Flush everything, merge ``extra_manifest`` (e.g. end time, throughput), set
         ``finished_at`` and release the directory.
@@ -495,14 +736,16 @@ class RunWriter:
 
     def close(self) -> None:
         """Save progress and release the directory without marking the run finished."""
-        if self._lock is None:
+        if not self._open:
             return
         try:
             self._save_progress()
         finally:
+            self._open = False
             self._maps.clear()
-            _release_lock(self._lock)
-            self._lock = None
+            if self._lock is not None:
+                _release_lock(self._lock)
+                self._lock = None
 
     def __enter__(self) -> "RunWriter":
         return self
@@ -513,10 +756,18 @@ class RunWriter:
     # -- internals -----------------------------------------------------------------------------
 
     def _require_open(self) -> None:
-        if self._lock is None:
+        if not self._open:
             raise ValueError(f"the writer of {self._run_dir} is closed")
 
     def _save_progress(self) -> None:
+        self._flush_rows()
+        if not self._primary:
+            return
+        if CHUNKS in self._manifest:
+            self._record_chunk_progress()
+        self._save_manifest()
+
+    def _flush_rows(self) -> None:
         for key in sorted(self._dirty):
             mm = self._maps.get(key)
             if mm is not None:
@@ -526,7 +777,6 @@ class RunWriter:
                     raise InceValError(f"cannot write {_prediction_path(self._run_dir, *key)}: "
                                        f"{exc.strerror or exc}") from exc
         self._dirty.clear()
-        self._save_manifest()
 
     def _save_manifest(self) -> None:
         _write_atomic(self._run_dir / MANIFEST, _manifest_bytes(self._manifest))
@@ -590,15 +840,17 @@ def _prepare_empty_dir(path: Path, overwrite: bool) -> None:
         if not (path / MANIFEST).is_file():
             raise InceValError(f"cannot overwrite {path}: it is not an inceval run; choose a new "
                                "directory")
-        owned = {MANIFEST, IMAGES, PREDICTIONS, LOCK, f".{MANIFEST}.tmp", f".{IMAGES}.tmp"}
+        owned = {MANIFEST, IMAGES, PREDICTIONS, CHUNKS, LOCK, f".{MANIFEST}.tmp",
+                 f".{IMAGES}.tmp"}
         others = sorted(p.name for p in path.iterdir() if p.name not in owned)
         if others:
             raise InceValError(f"cannot overwrite {path}: it also holds {others[0]!r}, which is "
                                "not part of an inceval run; choose a new directory")
         lock = _acquire_lock(path)  # never delete a run another process is writing
         try:
-            if (path / PREDICTIONS).exists():
-                shutil.rmtree(path / PREDICTIONS)
+            for directory in (PREDICTIONS, CHUNKS):
+                if (path / directory).exists():
+                    shutil.rmtree(path / directory)
             for name in (MANIFEST, IMAGES):
                 (path / name).unlink(missing_ok=True)
         except OSError as exc:
@@ -664,6 +916,10 @@ class EntryStatus:
 class RunReader:
     """Read access to a run directory (works while a writer is still running).
 
+    Images that could not be read (images.csv ``error`` column, manifest ``unreadable``) have NaN
+    rows in every prediction file; :meth:`score` and :meth:`results` leave them out and count them
+    (:attr:`inceval.scoring.Score.unreadable`).
+
     Raises:
         InceValError: ``run_dir`` is not an inceval run, has another schema version, or its
             images.csv no longer matches the manifest.
@@ -673,6 +929,8 @@ class RunReader:
         self._run_dir = Path(run_dir)
         self._manifest = _load_manifest(self._run_dir)
         self._images: pd.DataFrame | None = None
+        self._errors: pd.Series | None = None
+        self._unreadable: np.ndarray | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -694,12 +952,40 @@ class RunReader:
         """sha256 of the dataset's file list, as given by the dataset (``data.fingerprint``)."""
         return str(self._manifest["data"]["fingerprint"])
 
+    def _read_images(self) -> tuple[pd.DataFrame, pd.Series]:
+        """images.csv, checked, split into the image table and the ``error`` column (read once)."""
+        if self._images is None or self._errors is None:
+            frame = _load_images(self._run_dir, self._manifest)
+            if ERROR_COLUMN in frame.columns:
+                self._errors = frame.pop(ERROR_COLUMN).astype(str)
+            else:
+                self._errors = pd.Series([""] * len(frame), index=frame.index, dtype=str)
+            self._images = frame
+        return self._images, self._errors
+
     @property
     def images(self) -> pd.DataFrame:
-        """images.csv: index, path, label, blacklisted (bool), plus any extra columns."""
-        if self._images is None:
-            self._images = _load_images(self._run_dir, self._manifest)
-        return self._images
+        """images.csv: index, path, label, blacklisted (bool), plus any extra columns; the
+        ``error`` column is :attr:`errors`."""
+        return self._read_images()[0]
+
+    @property
+    def errors(self) -> pd.Series:
+        """(N,) str: why each image could not be read, "" for good ones (all "" in runs from
+        before unreadable images were recorded: images.csv column ``error``)."""
+        return self._read_images()[1].copy()
+
+    @property
+    def unreadable(self) -> np.ndarray:
+        """(N,) bool: True for images that could not be read (NaN rows, never scored)."""
+        if self._unreadable is None:
+            self._unreadable = (self.errors != "").to_numpy(dtype=bool)
+        return self._unreadable.copy()
+
+    @property
+    def num_unreadable(self) -> int:
+        """How many images could not be read."""
+        return int(self.unreadable.sum())
 
     @property
     def labels(self) -> np.ndarray:
@@ -801,32 +1087,62 @@ class RunReader:
     def iter_chunks(self, model: str, protocol: str, *, chunk_rows: int = _SCORE_CHUNK_ROWS,
                     allow_incomplete: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start_row, float32 block of rows) over a prediction file, ``chunk_rows`` at a
-        time, so callers never hold the whole matrix."""
-        probs = self.probabilities(model, protocol, allow_incomplete=allow_incomplete)
-        for start in range(0, probs.shape[0], chunk_rows):
-            yield start, np.asarray(probs[start:start + chunk_rows], dtype=np.float32)
+        time, so callers never hold the whole matrix.
 
-    def score(self, model: str, protocol: str, *,
-              allow_incomplete: bool = False) -> tuple[Score, Score]:
-        """Top-1/top-5 errors of one file on all images and on the non-blacklisted ones.
-
-        With ``allow_incomplete``, only the rows written so far are scored (``complete`` False).
-        The tie rule is :data:`inceval.engine.metrics.TIE_RULE`.
+        Rows of unreadable images (:attr:`unreadable`) are included and hold NaN; callers leave
+        them out.
 
         Raises:
-            InceValError: as :meth:`probabilities`, or when no rows are written yet.
+            InceValError: as :meth:`probabilities`, or a non-finite row of an image images.csv
+                marks readable (a damaged run).
+        """
+        probs = self.probabilities(model, protocol, allow_incomplete=allow_incomplete)
+        where = self.status(model, protocol).path
+        unreadable = self.unreadable
+        for start in range(0, probs.shape[0], chunk_rows):
+            block = np.asarray(probs[start:start + chunk_rows], dtype=np.float32)
+            check_rows_finite(block, start, unreadable, where)
+            yield start, block
+
+    def score(self, model: str, protocol: str, *, allow_incomplete: bool = False,
+              unreadable: np.ndarray | None = None) -> tuple[Score, Score]:
+        """Top-1/top-5 errors of one file on all images and on the non-blacklisted ones.
+
+        Unreadable images are left out of both and counted in ``Score.unreadable``. With
+        ``allow_incomplete``, only the rows written so far are scored (``complete`` False).
+        The tie rule is :data:`inceval.engine.metrics.TIE_RULE`.
+
+        Args:
+            model: model (or ensemble) name.
+            protocol: protocol name.
+            allow_incomplete: score the rows written so far of an unfinished file.
+            unreadable: (N,) bool, images to leave out as well as the run's own unreadable ones
+                (e.g. those another run could not read, to score two runs on the same images).
+
+        Raises:
+            InceValError: as :meth:`iter_chunks`, or when no row is written yet or every
+                written row is of an unreadable image.
         """
         status = self.status(model, protocol)
+        left_out = self.unreadable
+        if unreadable is not None:
+            left_out |= np.asarray(unreadable, dtype=bool)
         chunks = self.iter_chunks(model, protocol, allow_incomplete=allow_incomplete)
         labels = self.labels
         classes = self.scored_classes
         if classes is not None:
             chunks, labels = restrict_to_classes(chunks, labels, classes, self._run_dir)
-        tallies = tally_subsets(chunks, labels, self.blacklisted)
+        tallies = tally_subsets(chunks, labels, self.blacklisted, left_out)
+        rows = status.rows_written
+        counts = unreadable_counts(left_out[:rows], self.blacklisted[:rows])
         if tallies["all"].images == 0:
+            if rows:
+                raise InceValError(f"{status.path}: all {rows} image(s) it covers are unreadable "
+                                   f"({IMAGES}, column {ERROR_COLUMN}); nothing to score")
             raise InceValError(f"{status.path} has no rows written yet; nothing to score")
         return tuple(  # type: ignore[return-value]
-            score_from_tally(status, subset, tallies[subset]) for subset in SUBSETS
+            score_from_tally(status, subset, tallies[subset], counts[subset])
+            for subset in SUBSETS
         )
 
     def results(self, *, allow_incomplete: bool = False) -> list[Score]:
@@ -869,17 +1185,40 @@ def _load_images(run_dir: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
         data = path.read_bytes()
     except OSError as exc:
         raise InceValError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if hashlib.sha256(data).hexdigest() != manifest["images_sha256"]:
+    if hashlib.sha256(_identity_bytes(data, path)).hexdigest() != manifest["images_sha256"]:
         raise InceValError(f"{path} was changed after the run (sha256 differs from the "
                            "manifest); restore it or rerun")
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype={"path": str}, keep_default_na=False)
+        frame = pd.read_csv(io.BytesIO(data), dtype={"path": str, ERROR_COLUMN: str},
+                            keep_default_na=False)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InceValError(f"{path} is not a readable CSV ({exc}); the run directory is damaged: "
                            "restore it from a copy or rerun") from None
     _check_images(frame, path, int(manifest["num_images"]))
+    _check_unreadable(frame, path, manifest)
     frame["blacklisted"] = frame["blacklisted"].astype(bool)
     return frame
+
+
+def _identity_bytes(data: bytes, path: Path) -> bytes:
+    """images.csv's bytes without a last ``error`` column, rendered as the writer renders them
+    (what :func:`images_identity_sha256` hashes); the bytes as they are without one.
+
+    Removing the column from the CSV records (Python's csv rules, which pandas writes with) keeps
+    every other cell exactly as written, whatever its type.
+    """
+    header = data.split(b"\n", 1)[0]
+    if not header.endswith(b"," + ERROR_COLUMN.encode()):
+        return data
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    try:
+        for record in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
+            writer.writerow(record[:-1])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InceValError(f"{path} is not a readable CSV ({exc}); the run directory is damaged: "
+                           "restore it from a copy or rerun") from None
+    return out.getvalue().encode()
 
 
 def _check_images(frame: pd.DataFrame, path: Path, num_images: int) -> None:
@@ -902,10 +1241,47 @@ def _check_images(frame: pd.DataFrame, path: Path, num_images: int) -> None:
         raise damaged("column 'label' holds a negative class index")
     if not frame["blacklisted"].isin([0, 1]).all():
         raise damaged("column 'blacklisted' holds values other than 0 and 1")
+    if ERROR_COLUMN in frame.columns and frame.columns[-1] != ERROR_COLUMN:
+        raise damaged(f"column '{ERROR_COLUMN}' is not the last column")
+
+
+def _check_unreadable(frame: pd.DataFrame, path: Path, manifest: Mapping[str, Any]) -> None:
+    """images.csv's ``error`` column against the manifest's ``unreadable`` record: the same
+    images with the same reasons (no column and no record: every image was read)."""
+    def damaged(what: str) -> InceValError:
+        return InceValError(f"{path}: {what}; the run directory is damaged: restore it from a "
+                            "copy or rerun")
+
+    record = manifest.get("unreadable") or {}
+    listed = {int(key): reason for key, reason in (record.get("images") or {}).items()}
+    if ERROR_COLUMN not in frame.columns:
+        if listed:
+            raise damaged(f"it has no column '{ERROR_COLUMN}' but {MANIFEST} lists "
+                          f"{len(listed)} unreadable image(s) (key 'unreadable')")
+        return
+    errors = frame[ERROR_COLUMN].astype(str).to_numpy()
+    marked = {int(i): str(errors[i]) for i in np.flatnonzero(errors != "")}
+    only_csv = sorted(set(marked) - set(listed))
+    only_manifest = sorted(set(listed) - set(marked))
+    if only_csv:
+        raise damaged(f"column '{ERROR_COLUMN}' marks image {only_csv[0]} unreadable but "
+                      f"{MANIFEST} does not list it (key 'unreadable.images'); "
+                      f"{len(only_csv)} such image(s)")
+    if only_manifest:
+        raise damaged(f"{MANIFEST} lists image {only_manifest[0]} as unreadable (key "
+                      f"'unreadable.images') but column '{ERROR_COLUMN}' does not mark it; "
+                      f"{len(only_manifest)} such image(s)")
+    differ = next((i for i in sorted(marked) if marked[i] != listed[i]), None)
+    if differ is not None:
+        raise damaged(f"column '{ERROR_COLUMN}' of image {differ} differs from {MANIFEST} key "
+                      f"'unreadable.images.{differ}'")
 
 
 def images_difference(a: RunReader, b: RunReader) -> str | None:
-    """How two runs' images differ (fingerprint, count, labels, blacklist); None if alike."""
+    """How two runs' images differ (fingerprint, count, labels, blacklist); None if alike.
+
+    Which images could be read is not compared here: see :func:`scored_difference`.
+    """
     if a.fingerprint != b.fingerprint:
         return "image lists differ (data.fingerprint)"
     if a.num_images != b.num_images:
@@ -917,8 +1293,31 @@ def images_difference(a: RunReader, b: RunReader) -> str | None:
     return None
 
 
-def require_same_images(runs: Sequence[RunReader]) -> None:
-    """Refuse runs that were not made on the same images with the same labels and blacklist.
+def scored_difference(a: RunReader, b: RunReader) -> str | None:
+    """How the images two runs of the same images could score differ (other images unreadable
+    in each); None if they scored the same ones. Call when :func:`images_difference` is None."""
+    only_a = a.unreadable & ~b.unreadable
+    only_b = b.unreadable & ~a.unreadable
+    if not (only_a.any() or only_b.any()):
+        return None
+    parts = [f"{int(mask.sum())} image(s) unreadable only in {run.run_dir}"
+             f" (first: index {int(np.flatnonzero(mask)[0])})"
+             for mask, run in ((only_a, a), (only_b, b)) if mask.any()]
+    return "scored images differ: " + ", ".join(parts)
+
+
+def unreadable_in_any(runs: Sequence[RunReader]) -> np.ndarray:
+    """(N,) bool: images unreadable in at least one of ``runs`` (runs of the same images)."""
+    mask = np.zeros(runs[0].num_images, dtype=bool)
+    for run in runs:
+        mask |= run.unreadable
+    return mask
+
+
+def require_same_images(runs: Sequence[RunReader], *,
+                        allow_different_scored: bool = False) -> None:
+    """Refuse runs that were not made on the same images with the same labels and blacklist,
+    or (unless allowed) that could not read the same images.
 
     Raises:
         InceValError: naming the first run and the first one that differs, and how.
@@ -928,9 +1327,18 @@ def require_same_images(runs: Sequence[RunReader]) -> None:
         if how:
             raise InceValError(f"runs {runs[0].run_dir} and {other.run_dir} cannot be combined: "
                                f"{how}")
+    if allow_different_scored:
+        return
+    for other in runs[1:]:
+        how = scored_difference(runs[0], other)
+        if how:
+            raise InceValError(f"runs {runs[0].run_dir} and {other.run_dir} cannot be combined: "
+                               f"{how}; pass --allow-different-images to use only the images "
+                               "every run could read")
 
 
 __all__ = [
-    "EntryStatus", "FORMAT", "PROB_DTYPES", "RunReader", "RunWriter", "SCHEMA_VERSION", "Score",
-    "SUBSETS", "TIE_RULE", "check_name", "images_difference", "require_same_images",
+    "ERROR_COLUMN", "EntryStatus", "FORMAT", "PROB_DTYPES", "RunReader", "RunWriter",
+    "SCHEMA_VERSION", "Score", "SUBSETS", "TIE_RULE", "check_name", "images_difference",
+    "images_identity_sha256", "require_same_images", "scored_difference", "unreadable_in_any",
 ]

@@ -16,6 +16,9 @@ from inceval.errors import InceValError
 
 # A sha256 hex digest (what data.fingerprint and images_sha256 hold).
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# An image index as a JSON object key (unreadable.images): a decimal integer without a sign or
+# leading zeros, so that each image has one spelling.
+_INDEX_KEY = re.compile(r"^(0|[1-9][0-9]*)$")
 PROB_DTYPES = ("float16", "float32")
 
 
@@ -96,6 +99,8 @@ def check_manifest(manifest: Any, path: Path) -> None:
                 or sorted(set(classes)) != classes:
             raise c.fail("key 'data.scored_classes'", "is not a sorted list of distinct class "
                                                       "indices")
+    if "unreadable" in manifest:
+        _check_unreadable(c, c.get(manifest, "unreadable", "", dict, "an object"), num_images)
     predictions = c.get(manifest, "predictions", "", dict, "an object")
     for model, files in predictions.items():
         if model not in models:
@@ -107,6 +112,27 @@ def check_manifest(manifest: Any, path: Path) -> None:
                 raise c.fail(f"key '{where}'", "names a protocol that 'protocols' lacks")
             _check_entry(c, c.get(files, protocol, f"predictions.{model}", dict, "an object"),
                          where, num_images, protocols[protocol]["version"])
+
+
+def _check_unreadable(c: _Checker, record: Mapping[str, Any], num_images: int) -> None:
+    """``unreadable``: {"count": K, "images": {"<index>": "<reason>", ...}} with K entries.
+
+    Whether it agrees with images.csv's ``error`` column is checked when images.csv is read
+    (:mod:`inceval.store`).
+    """
+    count = c.count(record, "count", "unreadable")
+    images = c.get(record, "images", "unreadable", dict, "an object")
+    for key, reason in images.items():
+        if not _INDEX_KEY.match(key) or int(key) >= num_images:
+            raise c.fail(f"key 'unreadable.images.{key}'",
+                         f"is not an image index (0..{num_images - 1})")
+        if not isinstance(reason, str) or not reason.strip():
+            what = "an empty string" if isinstance(reason, str) else _json_type(reason)
+            raise c.fail(f"key 'unreadable.images.{key}'",
+                         f"should be the reason the image could not be read, not {what}")
+    if count != len(images):
+        raise c.fail("key 'unreadable.count'", f"is {count} but 'unreadable.images' lists "
+                                               f"{len(images)} image(s)")
 
 
 def _check_entry(c: _Checker, entry: Mapping[str, Any], where: str, num_images: int,

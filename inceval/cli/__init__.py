@@ -30,6 +30,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "Compare two runs; exit 1 when an error rate rises past a threshold."),
     "predictions": ("predictions", "List each image's top classes with names, from a stored run."),
     "report": ("report", "Write an HTML report of stored runs: tables, plots, example images."),
+    "bench": ("bench", "Measure throughput: feeder, view pipeline, model, end to end (JSON)."),
 }
 
 

@@ -11,8 +11,9 @@ from inceval.reports.compare import DEFAULT_MAX_ERROR_DELTA
 
 
 @click.command(name="compare")
-@click.argument("baseline", type=click.Path(file_okay=False))
-@click.argument("current", type=click.Path(file_okay=False))
+# Paths, not directories: two `inceval bench --json` files are compared on throughput instead.
+@click.argument("baseline", type=click.Path())
+@click.argument("current", type=click.Path())
 @click.option("--max-error-delta", type=float, default=DEFAULT_MAX_ERROR_DELTA,
               show_default=True, metavar="PP",
               help="Largest allowed rise of any top-1 or top-5 error (all images or "
@@ -39,16 +40,25 @@ from inceval.reports.compare import DEFAULT_MAX_ERROR_DELTA
                    "$GITHUB_STEP_SUMMARY (append it there with cat FILE >> "
                    "\"$GITHUB_STEP_SUMMARY\").")
 @click.option("--allow-different-images", is_flag=True,
-              help="Compare runs made on different image lists, labels or blacklists "
-                   "(refused by default: their errors are not comparable image for image).")
+              help="Compare runs made on different image lists, labels or blacklists, or runs "
+                   "of the same images that could not read the same ones (refused by default: "
+                   "their errors are not comparable image for image). Runs of the same images "
+                   "are then both scored, and paired, on the images both could read.")
 @click.option("--ignore-missing", is_flag=True,
               help="Do not count models/protocols of BASELINE that CURRENT lacks as "
                    "regressions (they are still listed).")
 @click.option("--allow-incomplete", is_flag=True,
               help="Score unfinished prediction files on the rows written so far.")
-def command(baseline: str, current: str, max_error_delta: float, alpha: float | None,
-            as_json: bool, junit_file: str | None, markdown_file: str | None,
-            allow_different_images: bool, ignore_missing: bool, allow_incomplete: bool) -> None:
+@click.option("--max-slowdown", type=float, default=None, metavar="FRACTION",
+              help="Bench results only (two `inceval bench --json` files): largest allowed fall "
+                   "of any row's normalised throughput (views/s divided by the reference "
+                   "workload's rate of the same bench), e.g. 0.5 fails only beyond a 2x "
+                   "slowdown.  [default: 0.2]")
+@click.pass_context
+def command(ctx: click.Context, baseline: str, current: str, max_error_delta: float,
+            alpha: float | None, as_json: bool, junit_file: str | None,
+            markdown_file: str | None, allow_different_images: bool, ignore_missing: bool,
+            allow_incomplete: bool, max_slowdown: float | None) -> None:
     """Compare the errors of CURRENT against BASELINE, model by model and protocol by protocol.
 
     For each top-1/top-5 error (all images and non-blacklisted) it shows both errors, the
@@ -59,9 +69,26 @@ def command(baseline: str, current: str, max_error_delta: float, alpha: float | 
     \b
     Exit status: 0 no regression; 1 an error rose by more than --max-error-delta (and, with
     --alpha, significantly), or a model/protocol of BASELINE is missing from CURRENT (see
-    --ignore-missing); 2 a usage error (unreadable runs, different images without
-    --allow-different-images).
+    --ignore-missing); 2 a usage error (unreadable runs, different images or different
+    unreadable images without --allow-different-images).
+
+    Given two bench results (`inceval bench --json FILE`), it compares throughput instead: exit
+    1 when any model/protocol/stage's normalised throughput fell by more than --max-slowdown
+    (or a baseline row is missing, see --ignore-missing), 2 for invalid or mismatched files.
     """
+    from inceval.cli.bench import bench_pair, compare_bench_files
+    from inceval.errors import InceValError
+
+    if bench_pair(baseline, current):
+        status = compare_bench_files(ctx, baseline, current, max_slowdown=max_slowdown,
+                                     as_json=as_json, ignore_missing=ignore_missing)
+        if status:
+            sys.exit(status)
+        return
+    if max_slowdown is not None:
+        raise InceValError("--max-slowdown applies to bench results (two `inceval bench --json` "
+                           "files); for run directories use --max-error-delta")
+
     from inceval.reports.compare import compare_runs, to_junit, to_markdown
     from inceval.store import RunReader
 
@@ -148,6 +175,9 @@ def _print(result) -> None:  # noqa: ANN001 - Comparison, imported lazily
         print_unsqueezed(console, calibration)
     if result.images_difference:
         console.print(f"warning: {result.images_difference}; compared anyway")
+    if result.scored_difference:
+        console.print(f"note: {result.scored_difference}; both runs scored on the images both "
+                      "could read")
     for model, protocol in result.missing_from_current:
         label = "missing" if result.ignore_missing else "REGRESSION: missing"
         console.print(f"{label}: {model}/{protocol} is in the baseline but not in the current run")

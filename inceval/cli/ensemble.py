@@ -42,15 +42,23 @@ def default_name(models: list[str]) -> str:
                    "Default: the members' names, e.g. v4+3xirv2.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier inceval run in --out (refused for other directories).")
+@click.option("--allow-different-images", is_flag=True,
+              help="Accept RUN_DIRs of the same images that could not read the same ones "
+                   "(refused by default: members would be scored on different images). An "
+                   "image unreadable in any member is then unreadable in the ensemble. Runs of "
+                   "different image lists, labels or blacklists are always refused.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the new run, its members and the ensemble's errors as JSON.")
 def command(run_dirs: tuple[str, ...], members: str, crops: str, weights_text: str | None,
-            out_dir: str | None, name: str | None, overwrite: bool, as_json: bool) -> None:
+            out_dir: str | None, name: str | None, overwrite: bool,
+            allow_different_images: bool, as_json: bool) -> None:
     """Average the stored probabilities of MEMBERS (weighted mean) into a new run.
 
-    All RUN_DIRs must hold the same images (fingerprint), labels and blacklist. The
-    ensemble is stored like a model (predictions/NAME/PROTOCOL.npy) with its members (run,
-    model, weights, weight) in the manifest, so `inceval tables` puts it in Table 4.
+    All RUN_DIRs must hold the same images (fingerprint), labels and blacklist, and have
+    been able to read the same images (see --allow-different-images). The ensemble is stored
+    like a model (predictions/NAME/PROTOCOL.npy) with its members (run, model, weights,
+    weight) in the manifest, so `inceval tables` puts it in Table 4. Images a member could
+    not read are unreadable in the ensemble too: left out of its errors and counted.
     """
     from inceval.engine.ensemble import Member, build_ensemble, resolve_members
     from inceval.errors import InceValError
@@ -72,15 +80,21 @@ def command(run_dirs: tuple[str, ...], members: str, crops: str, weights_text: s
     name = name or default_name([model for _, model in chosen])
     out = out_dir or f"runs/ensemble-{name}"
     path = build_ensemble([Member(run, model, w) for (run, model), w in zip(chosen, weights)],
-                          protocols, out, name, overwrite=overwrite, command=sys.argv)
+                          protocols, out, name, overwrite=overwrite, command=sys.argv,
+                          allow_different_images=allow_different_images)
     result = RunReader(path)
     scores = [s for p in protocols for s in result.score(name, p)]
     record = result.manifest["models"][name]
     if as_json:
         print_json({"run": str(path), "name": name, "protocols": protocols,
-                    "members": record["members"], "scores": [s.to_dict() for s in scores]})
+                    "members": record["members"], "images_unreadable": result.num_unreadable,
+                    "scores": [s.to_dict() for s in scores]})
         return
     _print(path, name, record["members"], scores)
+    if result.num_unreadable:
+        console.print(f"{result.num_images - result.num_unreadable:,} scored, "
+                      f"{result.num_unreadable:,} unreadable in a member and so in the ensemble "
+                      "(listed in images.csv, column error)")
 
 
 def _print(path, name, members, scores) -> None:  # noqa: ANN001 - plain data

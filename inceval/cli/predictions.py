@@ -31,7 +31,8 @@ def command(run_dir: str, model: str | None, protocol: str | None, top: int, wro
     Reads the stored probabilities; no model runs. A class is shown as 'name (index)', the name
     being the first WordNet lemma of its WNID; two names occur twice (crane, maillot), so the
     index is the identity. Marks: '1' = right at top-1, 'K' = right within the top K only, 'x' =
-    wrong; ties count as wrong, as in every error inceval reports.
+    wrong; ties count as wrong, as in every error inceval reports. Images the run could not
+    read have no prediction and are skipped (their count is printed).
     """
     from inceval.data import builtin
     from inceval.errors import InceValError
@@ -57,9 +58,10 @@ def command(run_dir: str, model: str | None, protocol: str | None, top: int, wro
             raise InceValError(f"model {model} of run {run_dir} has protocols "
                                f"{', '.join(protocols)}; choose one with --protocol")
     rows = image_predictions(run, model, protocol, top=top, wrong_only=wrong_only, limit=limit)
+    skipped = run.num_unreadable
     if as_json:
         print_json({"run": str(run.run_dir), "model": model, "protocol": protocol, "top": top,
-                    "rows": [row.to_dict() for row in rows]})
+                    "images_unreadable": skipped, "rows": [row.to_dict() for row in rows]})
         return
     from rich import box
     from rich.table import Table
@@ -75,3 +77,6 @@ def command(run_dir: str, model: str | None, protocol: str | None, top: int, wro
         table.add_row(str(row.index), row.path, builtin.class_label(row.label), mark, shown,
                       style=None if row.correct_top1 else "red")
     console.print(table)
+    if skipped:
+        console.print(f"{skipped:,} unreadable image(s) have no prediction and are not listed "
+                      "(images.csv, column error)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -70,14 +71,36 @@ Examples:
               help="Evaluate only the first N images (after --subset). Default: all.")
 @click.option("--subset", default=None, metavar="FORM",
               help="Quick-run selection: per-class:K, every:K or file:PATH. Default: all images.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              metavar="N", help="Images per rendered batch (each with all of its views).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Images per rendered batch (each with all of its views). Default: enough "
+                   "images to fill one forward pass (32 views on the CPU, 256 on CUDA), at most "
+                   "256 MB (CPU) or 1 GB (CUDA) of uint8 views per batch: e.g. 32 images at 1 "
+                   "crop, 3 at 12 crops, 1 at 144 crops on the CPU.")
 @click.option("--max-views-per-forward", type=click.IntRange(min=1), default=None, metavar="N",
               help="Most views (images x views) in one forward pass; lower it if memory runs "
-                   "out. Default: 32 on the CPU, 256 on CUDA.")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, metavar="N",
+                   "out (on CUDA it is halved by itself after an out-of-memory error). Default: "
+                   "32 on the CPU, 256 on CUDA.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
               help="DALI CPU threads, or decoding processes of the torch backend (0: decode in "
-                   "the loader thread).")
+                   "the loader thread). Default: DALI uses the CPUs this process may use (2 to "
+                   "8); the torch backend decodes in the loader thread.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
+              metavar="N",
+              help="Images per chunk: the unit that is stored as done, resumed and shared "
+                   "between ranks. An interruption loses at most the chunks in progress.")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue the interrupted run in --out: finished chunks are kept, the rest "
+                   "is computed, and the store comes out identical to an uninterrupted run. "
+                   "Refused when models, weights, protocols, data, dtype or batching differ; a "
+                   "finished run is reported complete (exit 0).")
+@click.option("--strict", is_flag=True, default=False,
+              help="Stop at the first image that cannot be read or decoded (exit 2). Default: "
+                   "such images are reported, recorded in images.csv (column error) with NaN "
+                   "predictions, and left out of every score.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Processes on this machine sharing the chunks (torch.distributed: one GPU "
+                   "each on CUDA, gloo on CPUs). The same as `torchrun --nproc_per_node N -m "
+                   "inceval run ...`; the run directory is identical to a one-process run.")
 @click.option("--device", default="auto", show_default=True,
               help="Where the models run: auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--backend", type=click.Choice(["auto", "dali", "torch"]), default="auto",
@@ -86,8 +109,16 @@ Examples:
                    "reference), auto (DALI when installed).")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
               default="float32", show_default=True,
-              help="Precision of the forward passes (autocast); float16 needs CUDA. Stored "
-                   "probabilities are float16 in every case.")
+              help="Precision of the forward passes (autocast); float16 needs CUDA. float32 is "
+                   "IEEE float32 (TF32 off) unless --tf32. Stored probabilities are float16 in "
+                   "every case.")
+@click.option("--tf32", is_flag=True, default=False,
+              help="Allow TF32 matrix products and convolutions for --dtype float32 on CUDA "
+                   "(faster on Ampere/Hopper, ~10 mantissa bits). Recorded in the manifest.")
+@click.option("--compile", "compile_model", is_flag=True, default=False,
+              help="torch.compile the networks (fixed shapes per protocol; the first batches "
+                   "are slower while compiling). Needs a working C++ compiler (CPU) or Triton "
+                   "(CUDA).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory to create. Default: runs/NAME in the current directory.")
 @click.option("--name", default=None,
@@ -107,9 +138,10 @@ Examples:
                    "table comes later from the stored run with `inceval tables --real RUN`.")
 def command(models: str, crops: str, weights: str, weights_tag: str | None, data: Path | None,
             layout: str, devkit: Path | None, labels: Path | None, blacklist: Path | None,
-            dataset: str, limit: int | None, subset: str | None, batch_size: int,
-            max_views_per_forward: int | None,
-            workers: int, device: str, backend: str, dtype: str, out: Path | None, name: str | None,
+            dataset: str, limit: int | None, subset: str | None, batch_size: int | None,
+            max_views_per_forward: int | None, workers: int | None, chunk_size: int,
+            resume: bool, strict: bool, nproc: int, device: str, backend: str, dtype: str,
+            tf32: bool, compile_model: bool, out: Path | None, name: str | None,
             overwrite: bool, seed: int, quiet: bool, as_json: bool, real: bool) -> None:
     """Evaluate models under crop protocols and store per-image predictions.
 
@@ -123,38 +155,67 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
     from inceval.cli.run_display import (
         PlainProgressDisplay,
         RichProgressDisplay,
+        bad_image_line,
         plan_lines,
         print_results,
         random_weights_panel,
         summary,
     )
     from inceval.cli.console import console
-    from inceval.engine.launch import execute, prepare
+    from inceval.engine import distributed
+    from inceval.engine.launch import execute, prepare, resume_hint
     from inceval.engine.runspec import RunRequest
+    from inceval.errors import InceValError
 
+    invoked = _invoked_args()
+    typed = os.environ.get(distributed.COMMAND_ENV) or shlex.join(["inceval", *invoked])
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise click.exceptions.Exit(distributed.launch_local(
+            distributed.strip_option(invoked[1:] if invoked[:1] == ["run"] else invoked,
+                                     "--nproc"), nproc, typed))
     request = RunRequest.from_options(
         models=models, crops=crops, weights=weights, weights_tag=weights_tag, data=data,
         layout=layout, devkit=devkit, labels=labels, blacklist=blacklist, limit=limit,
         subset=subset, batch_size=batch_size, max_views_per_forward=max_views_per_forward,
-        workers=workers, device=device, backend=backend, dtype=dtype, out=out, name=name,
-        overwrite=overwrite,
-        seed=seed, command=shlex.join(["inceval", *_invoked_args()]),
+        workers=workers, chunk_size=chunk_size, resume=resume, strict=strict, device=device,
+        backend=backend, dtype=dtype, tf32=tf32, compile=compile_model, out=out, name=name,
+        overwrite=overwrite, seed=seed, command=typed,
     )
     prepared = prepare(request)
+    primary = prepared.context.is_primary
+    quiet = quiet or not primary
     if real:
         _check_real(prepared.dataset)
-    if request.random_models:
+    if request.random_models and primary:
         err_console.print(random_weights_panel(request.random_models))
     if not quiet:
         for line in plan_lines(prepared):
             err_console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if quiet:
-        outcome = execute(prepared)
-    else:
-        display = (RichProgressDisplay(err_console)
-                   if err_console.is_terminal else PlainProgressDisplay(err_console))
-        with display:
-            outcome = execute(prepared, progress=display)
+    rank = f"rank {prepared.context.rank}: " if prepared.context.sharded else ""
+
+    def on_bad_image(path: Path, reason: str) -> None:
+        err_console.print(rank + bad_image_line(path, reason), markup=False, highlight=False,
+                          soft_wrap=True)
+
+    hint = resume_hint(request.command)
+    try:
+        if quiet:
+            outcome = execute(prepared, on_bad_image=on_bad_image)
+        else:
+            display = (RichProgressDisplay(err_console)
+                       if err_console.is_terminal else PlainProgressDisplay(err_console))
+            with display:
+                outcome = execute(prepared, progress=display, on_bad_image=on_bad_image)
+    except KeyboardInterrupt:
+        err_console.print(f"{rank}interrupted; finished chunks are kept: continue with {hint}",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise click.exceptions.Exit(130) from None
+    except InceValError as exc:
+        raise InceValError(f"{rank}{exc}") from None
+    finally:
+        prepared.context.close()
+    if not primary:
+        return
     if as_json:
         print_json(summary(prepared, outcome, real=real))
     else:

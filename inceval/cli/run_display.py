@@ -65,10 +65,23 @@ def plan_lines(prepared: PreparedRun) -> list[str]:
         distinct = ", ".join(f"{names[m.position]} {m.views_per_image}" for m in group.members)
         lines.append(f"{group.input_size} px input: rendered {group.rendered_views_per_image} "
                      f"views per image; {distinct} distinct ({per})")
-    lines.append(f"device: {prepared.device}, dtype {prepared.request.dtype}, "
-                 f"backend {resolve_backend(prepared.request.backend)}; "
-                 f"output: {prepared.run_dir}")
+    request = prepared.request
+    lines.append(f"device: {prepared.device}, dtype {request.dtype}"
+                 f"{' (TF32 allowed)' if request.tf32 else ''}, "
+                 f"backend {resolve_backend(request.backend)}"
+                 f"{', compiled' if request.compile else ''}; output: {prepared.run_dir}"
+                 f"{' (resuming)' if request.resume else ''}")
+    if prepared.context.sharded:
+        lines.append(f"ranks: {prepared.context.world_size} processes share the chunks of "
+                     f"{request.chunk_size} images")
+    if not request.strict:
+        lines.append("unreadable images are recorded and skipped (--strict stops at the first)")
     return lines
+
+
+def bad_image_line(path: object, reason: str) -> str:
+    """The warning printed once per image that cannot be evaluated."""
+    return f"warning: skipped unreadable image {path}: {reason}"
 
 
 class _RateColumn(ProgressColumn):
@@ -166,12 +179,23 @@ def print_results(console: Console, outcome: RunOutcome, *, real: bool = False) 
     reader = RunReader(outcome.run_dir)
     print_unsqueezed(console, to_rich(build_tables([reader], real=real), describe_runs([reader])))
     stats = outcome.stats
-    console.print(
-        f"{stats.images:,} images, {stats.model_views:,} model views in "
-        f"{format_seconds(stats.seconds)} ({stats.images_per_s:.2f} img/s, "
-        f"{stats.views_per_s:.1f} views/s) on {stats.device}; run stored in {outcome.run_dir}",
-        markup=False, highlight=False, soft_wrap=True,
-    )
+    if outcome.already_complete or stats is None:
+        console.print(f"run {outcome.run_dir} is complete; nothing was computed",
+                      markup=False, highlight=False, soft_wrap=True)
+    else:
+        resumed = (f" (resumed: {stats.chunks_already_done} of {stats.chunks_total} chunks "
+                   "were already done)" if stats.chunks_already_done else "")
+        console.print(
+            f"{stats.images:,} images, {stats.model_views:,} model views in "
+            f"{format_seconds(stats.seconds)} ({stats.images_per_s:.2f} img/s, "
+            f"{stats.views_per_s:.1f} views/s) on {stats.device}{resumed}; run stored in "
+            f"{outcome.run_dir}",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+    if outcome.unreadable:
+        console.print(
+            f"{len(outcome.unreadable):,} unreadable image(s) were not scored (column error of "
+            f"{outcome.run_dir / 'images.csv'})", markup=False, highlight=False, soft_wrap=True)
 
 
 def summary(prepared: PreparedRun, outcome: RunOutcome, *, real: bool = False
@@ -179,26 +203,41 @@ def summary(prepared: PreparedRun, outcome: RunOutcome, *, real: bool = False
     """The machine-readable summary printed by ``--json`` (with ReaL scores if asked)."""
     stats = outcome.stats
     extra: dict[str, Any] = {}
+    reader = RunReader(outcome.run_dir)
     if real:
         from inceval.reports.real import score_run_real
 
-        extra["real"] = [s.to_dict() for s in score_run_real(RunReader(outcome.run_dir))]
+        extra["real"] = [s.to_dict() for s in score_run_real(reader)]
+    execution = reader.manifest.get("execution") or {}
     return {
         "run_dir": str(outcome.run_dir),
-        "images": stats.images,
+        "images": reader.num_images,
+        "complete_before": outcome.already_complete,
+        "unreadable": [{"index": index, "path": str(reader.images["path"].iloc[index]),
+                        "reason": reason} for index, reason in sorted(outcome.unreadable.items())],
+        "chunks": {
+            "size": (reader.manifest.get("chunks") or {}).get("size"),
+            "total": (reader.manifest.get("chunks") or {}).get("count"),
+            "already_done": stats.chunks_already_done if stats else None,
+            "computed": stats.chunks_computed if stats else 0,
+        },
+        "pipeline_builds": stats.pipeline_builds if stats else 0,
+        "batch_sizes": execution.get("batch_sizes"),
         "bundled_sample": prepared.bundled_sample,
-        "device": stats.device,
+        "device": stats.device if stats else str(prepared.device),
         "dtype": prepared.request.dtype,
         "backend": resolve_backend(prepared.request.backend),
         "models": {
             name: {"weights": model.weights_info.get("source"),
                    "weights_tag": model.weights_info.get("tag"),
-                   "views_per_image": stats.views_per_image[name]}
+                   "views_per_image": (reader.manifest["models"][name]
+                                       .get("views_per_image"))}
             for name, model in zip(prepared.names, prepared.models)
         },
         "random_weights": prepared.request.random_models,
         "results": [score.to_dict() for score in outcome.scores],
-        "throughput": {
+        "throughput": None if stats is None else {
+            "images": stats.images,
             "seconds": round(stats.seconds, 3),
             "images_per_s": round(stats.images_per_s, 3),
             "model_views": stats.model_views,

@@ -12,9 +12,19 @@ from pathlib import Path
 
 import torch
 
-from inceval.data.pipeline import DEVICES, dali_available, iter_dali_batches
-from inceval.data.reference import iter_reference_batches, normalize as reference_normalize
-from inceval.data.views import ViewBatch, ViewSpec
+from inceval.data.pipeline import (
+    DEVICES,
+    PipelineStats,
+    dali_available,
+    iter_dali_batches,
+    iter_segment_batches,
+)
+from inceval.data.reference import (
+    iter_reference_batches,
+    iter_reference_segments,
+    normalize as reference_normalize,
+)
+from inceval.data.views import SegmentBatch, ViewBatch, ViewSpec
 from inceval.errors import InceValError
 from inceval.eval_config import EvalConfig
 
@@ -93,3 +103,55 @@ def iter_view_batches(
         if normalize is not None:
             batch.views = reference_normalize(batch.views, normalize).to(dtype or torch.float32)
         yield batch
+
+
+def iter_view_segments(
+    paths: Sequence[str | Path],
+    views: Sequence[ViewSpec],
+    segments: Sequence[range],
+    *,
+    backend: str = "auto",
+    batch_size: int,
+    device: str = "auto",
+    device_id: int | None = None,
+    num_workers: int | None = None,
+    prefetch: int = 2,
+    known_bad: dict[int, str] | None = None,
+    stats: PipelineStats | None = None,
+) -> Iterator[SegmentBatch]:
+    """Render segments of images (e.g. the chunks of a run) with the chosen backend, isolating
+    images that cannot be used.
+
+    DALI renders every segment through one pipeline built once (rebuilt only after a bad file);
+    the torch backend decodes with PIL. Both report unusable images in
+    :attr:`SegmentBatch.errors` and render the others exactly as without them.
+
+    Args:
+        paths: all image files of the run.
+        views: the views of each image.
+        segments: ranges of positions, in order.
+        backend: ``"dali"``, ``"torch"`` or ``"auto"``.
+        batch_size: most images per batch.
+        device: DALI only: ``"gpu"``, ``"cpu"`` or ``"auto"``.
+        device_id: DALI only: the GPU to decode on.
+        num_workers: DALI CPU threads (None: from the CPU count), or torch DataLoader worker
+            processes (None or 0: in this thread).
+        prefetch: DALI only: batches prepared ahead.
+        known_bad: position -> reason, shared by the iterators of one run.
+        stats: DALI only: counts pipeline builds.
+
+    Yields:
+        :class:`~inceval.data.views.SegmentBatch` objects covering every position of every
+        segment, uint8 views.
+    """
+    if device not in DEVICES:
+        raise InceValError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if resolve_backend(backend) == "dali":
+        yield from iter_segment_batches(
+            paths, views, segments, batch_size=batch_size, device=device, device_id=device_id,
+            num_threads=num_workers or None, prefetch=prefetch, known_bad=known_bad,
+            stats=stats,
+        )
+        return
+    yield from iter_reference_segments(paths, views, segments, batch_size=batch_size,
+                                       num_workers=num_workers or 0, known_bad=known_bad)

@@ -40,6 +40,7 @@ from PIL import Image, UnidentifiedImageError
 from inceval.data.reference import decode_rgb, shard_range
 from inceval.data.views import (
     CENTRAL_FRACTION,
+    SegmentBatch,
     ViewBatch,
     ViewPlan,
     ViewSpec,
@@ -299,46 +300,6 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _dali_decode_error(path: Path) -> str | None:
-    """Why a one-image CPU DALI pipeline cannot decode ``path``, or None if it can."""
-    from nvidia.dali import fn, pipeline_def, types
-
-    data = np.fromfile(path, dtype=np.uint8)
-
-    @pipeline_def(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
-    def decode_one():  # type: ignore[no-untyped-def]
-        encoded = fn.external_source(source=lambda: [data], batch=True, dtype=types.UINT8)
-        return fn.decoders.image(encoded, device="cpu", output_type=types.RGB,
-                                 adjust_orientation=False)
-
-    pipe = decode_one()
-    try:
-        pipe.build()
-        pipe.run()
-    except RuntimeError as exc:
-        return _first_line(exc)
-    finally:
-        del pipe
-    return None
-
-
-def _find_culprit(paths: Sequence[Path]) -> InceValError | None:
-    """The one-line error naming the image among ``paths`` that broke the pipeline, if any."""
-    for path in paths:
-        try:
-            decode_rgb(path)  # the reference decoder names what PIL finds wrong
-        except InceValError as exc:
-            return exc
-    for path in paths:
-        reason = _dali_decode_error(path)
-        if reason is not None:
-            return InceValError(
-                f"{path}: DALI cannot decode image ({reason}); replace or remove it, "
-                f"or use --backend torch"
-            )
-    return None
-
-
 # ---------------------------------------------------------------- the DALI graph
 
 
@@ -446,60 +407,328 @@ def _build_graph(layout: _Layout, *, decode_device: str, normalize: EvalConfig |
     return pipe
 
 
-# ---------------------------------------------------------------- the iterator
+# ---------------------------------------------------------------- the long-lived iterator
 
 
-class _Feeder:
-    """The external source: reads, checks and plans the next batch; remembers what is in flight."""
+@dataclass
+class PipelineStats:
+    """What the long-lived iterators did: pipeline builds (first build + rebuilds after bad files)."""
 
-    def __init__(self, paths: Sequence[Path], positions: range, views: tuple[ViewSpec, ...],
-                 layout: _Layout, batch_size: int):
-        self.paths = paths
-        self.positions = positions
-        self.views = views
-        self.layout = layout
-        self.batch_size = batch_size
-        self.next_start = 0
-        self.in_flight: deque[np.ndarray] = deque()
+    builds: int = 0
+    rebuilds: int = 0
+
+
+@dataclass
+class _Planned:
+    """One planned DALI batch: the images sent, and those found bad before sending."""
+
+    segment: int
+    positions: list[int]
+    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    errors: dict[int, str]
+
+
+class _Planner:
+    """The external source: plans batches segment by segment from the feeder's prepared images.
+
+    DALI calls it (in the thread that runs the pipeline) for every batch it prefetches; every
+    record it hands out is appended to ``order`` so the iterator can pair outputs with images and
+    report images that never reach DALI. After a failure, ``replay`` holds the in-flight records
+    (without the culprit) that a rebuilt pipeline must render first.
+    """
+
+    def __init__(self, feeder: Any, segments: Sequence[range], batch_size: int,
+                 known_bad: dict[int, str], has_ints: bool) -> None:
+        self._feeder = feeder
+        self._segments = segments
+        self._batch_size = batch_size
+        self._known_bad = known_bad
+        self._has_ints = has_ints
+        self._records = self._plan()
+        self.order: deque[_Planned] = deque()
+        self.replay: deque[_Planned] = deque()
+
+    def _plan(self) -> Iterator[_Planned]:
+        positions = (p for segment in self._segments for p in segment)
+        prepared = self._feeder.iter_prepared(positions)
+        try:
+            for number, segment in enumerate(self._segments):
+                for start in range(segment.start, segment.stop, self._batch_size):
+                    stop = min(start + self._batch_size, segment.stop)
+                    record = _Planned(number, [], [], {})
+                    for _ in range(start, stop):
+                        image = next(prepared)
+                        reason = self._known_bad.get(image.position) or image.error
+                        if reason is not None:
+                            record.errors[image.position] = reason
+                        else:
+                            record.positions.append(image.position)
+                            record.samples.append((image.data, image.floats, image.ints))
+                    yield record
+        finally:
+            close = getattr(prepared, "close", None)
+            if close is not None:
+                close()
+
+    def next_record(self) -> _Planned | None:
+        """The next record to hand out (a replayed one first), or None at the end."""
+        if self.replay:
+            return self.replay.popleft()
+        return next(self._records, None)
 
     def __call__(self) -> tuple[list[np.ndarray], ...]:
-        if self.next_start >= len(self.positions):
-            raise StopIteration
-        stop = min(self.next_start + self.batch_size, len(self.positions))
-        indices = np.asarray(self.positions[self.next_start:stop], dtype=np.int64)
-        self.next_start = stop
-        encoded: list[np.ndarray] = []
-        floats: list[np.ndarray] = []
-        ints: list[np.ndarray] = []
-        for index in indices:
-            data, width, height = read_encoded(self.paths[index])
-            plan = plan_views(width, height, self.views)
-            sample_floats, sample_ints = _sample_args(self.layout, plan, width, height)
-            encoded.append(data)
-            floats.append(sample_floats)
-            ints.append(sample_ints)
-        self.in_flight.append(indices)
-        return (encoded, floats, ints) if self.layout.num_boxes else (encoded, floats)
+        while True:
+            record = self.next_record()
+            if record is None:
+                raise StopIteration
+            self.order.append(record)
+            if record.samples:
+                encoded = [s[0] for s in record.samples]
+                floats = [s[1] for s in record.samples]
+                if not self._has_ints:
+                    return encoded, floats
+                return encoded, floats, [s[2] for s in record.samples]
+
+    def close(self) -> None:
+        self._records.close()
 
 
-def _gpu_index() -> int:
-    """The GPU of this process: torch's current device (one process per GPU when sharding)."""
-    return torch.cuda.current_device() if torch.cuda.is_available() else 0
+def _dali_decode_error(path: Path, decode_device: str = "cpu",
+                       device_id: int | None = None) -> str | None:
+    """Why a one-image DALI pipeline cannot decode ``path`` on ``decode_device``, or None."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        return f"cannot read file ({exc.strerror or exc})"
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=device_id, prefetch_queue_depth=1)
+    def decode_one():  # type: ignore[no-untyped-def]
+        encoded = fn.external_source(source=lambda: [data], batch=True, dtype=types.UINT8)
+        return fn.decoders.image(encoded, device=decode_device, output_type=types.RGB,
+                                 adjust_orientation=False)
+
+    pipe = decode_one()
+    try:
+        pipe.build()
+        pipe.run()
+    except RuntimeError as exc:
+        return _first_line(exc)
+    finally:
+        del pipe
+    return None
 
 
-def _to_torch(output: Any, dtype: torch.dtype, on_gpu: bool) -> torch.Tensor:
-    """Copy a dense DALI batch into a new torch tensor (the one copy; GPU data stays on the GPU)."""
-    from nvidia.dali.plugin.pytorch import feed_ndarray
+def _decode_failure(path: Path, decode_device: str, device_id: int | None) -> str | None:
+    """The reason DALI cannot decode ``path``, worded by PIL when PIL fails too; None if it can."""
+    dali_reason = _dali_decode_error(path, decode_device, device_id)
+    if dali_reason is None:
+        return None
+    try:
+        decode_rgb(path)  # the reference decoder words what is wrong better
+    except InceValError as exc:
+        return reason_of(exc, path)
+    return f"DALI cannot decode image ({dali_reason})"
 
-    dense = output.as_tensor()
-    shape = tuple(dense.shape())
-    if on_gpu:
-        tensor = torch.empty(shape, dtype=dtype, device=torch.device("cuda", _gpu_index()))
-        feed_ndarray(dense, tensor, cuda_stream=torch.cuda.current_stream())
-    else:
-        tensor = torch.empty(shape, dtype=dtype)
-        feed_ndarray(dense, tensor)
-    return tensor
+
+def reason_of(exc: InceValError, path: Path) -> str:
+    """The path-free reason of a one-line image error ``"PATH: reason; advice"``."""
+    text = str(exc)
+    prefix = f"{path}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return text.split("; ")[0]
+
+
+def bad_image_message(path: Path, reason: str) -> str:
+    """The one-line message for an image that cannot be evaluated (reason as stored)."""
+    from inceval.data.feeder import image_error_message
+
+    if reason.startswith("DALI "):
+        return f"{path}: {reason}; replace or remove it, or use --backend torch"
+    return image_error_message(path, reason)
+
+
+class _OutputCopier:
+    """Copies dense DALI outputs into fresh torch tensors, on the GPU on a side stream.
+
+    DALI reuses its output buffers, so each batch is copied once into memory torch owns. On a GPU
+    the copy runs on a dedicated stream and the consumer's stream is made to wait for it through
+    an event (:func:`ready`), so ordering holds whatever stream the consumer uses.
+    """
+
+    def __init__(self, dtype: torch.dtype, device: torch.device | None) -> None:
+        self._dtype = dtype
+        self._device = device
+        self._stream = torch.cuda.Stream(device=device) if device is not None else None
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        from nvidia.dali.plugin.pytorch import feed_ndarray
+
+        dense = output.as_tensor()
+        shape = tuple(dense.shape())
+        if self._device is None:
+            tensor = torch.empty(shape, dtype=self._dtype)
+            feed_ndarray(dense, tensor)
+            return tensor
+        with torch.cuda.device(self._device):
+            tensor = torch.empty(shape, dtype=self._dtype, device=self._device)
+            feed_ndarray(dense, tensor, cuda_stream=self._stream)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        tensor._inceval_ready = event  # type: ignore[attr-defined]
+        return tensor
+
+
+def ready(views: torch.Tensor) -> torch.Tensor:
+    """Make the current CUDA stream wait until a GPU batch's copy is done (no-op on the CPU)."""
+    event = getattr(views, "_inceval_ready", None)
+    if event is not None:
+        stream = torch.cuda.current_stream(views.device)
+        stream.wait_event(event)
+        views.record_stream(stream)
+    return views
+
+
+def iter_segment_batches(
+    paths: Sequence[str | Path],
+    views: Sequence[ViewSpec],
+    segments: Sequence[range],
+    *,
+    batch_size: int,
+    device: str = "auto",
+    device_id: int | None = None,
+    num_threads: int | None = None,
+    feeder_threads: int | None = None,
+    normalize: EvalConfig | None = None,
+    dtype: torch.dtype | None = None,
+    prefetch: int = 2,
+    known_bad: dict[int, str] | None = None,
+    stats: PipelineStats | None = None,
+) -> Iterator[SegmentBatch]:
+    """Render segments of images through ONE DALI pipeline; isolate images that cannot be decoded.
+
+    The pipeline is built once and fed batch by batch from the feeder
+    (:class:`~inceval.data.feeder.ImageFeeder`: files read and headers checked ahead by a thread
+    pool). Batches never span two segments. An image whose file cannot be read or whose header is
+    bad never reaches DALI; when DALI fails on a batch (the pipeline is then dead), the images in
+    flight are decoded one by one to find the culprit(s), and a new pipeline renders the in-flight
+    images again without them: one rebuild per failure, and the other images' views are exactly
+    what they would be without the bad file.
+
+    Args:
+        paths: all image files of the run.
+        views: the views of each image (one input size).
+        segments: ranges of positions to render, in order (e.g. the chunks of this process).
+        batch_size: most images per DALI batch.
+        device: ``"gpu"`` (nvJPEG decode and GPU ops), ``"cpu"``, or ``"auto"``.
+        device_id: the GPU to decode on (default: torch's current device).
+        num_threads: DALI CPU threads (default: from the CPU count).
+        feeder_threads: threads reading files ahead (default: from the CPU count).
+        normalize: None for uint8 views; else the EvalConfig that normalises them.
+        dtype: dtype of normalised views (float16 on the GPU, float32 on the CPU by default).
+        prefetch: batches DALI prepares ahead.
+        known_bad: position -> reason, shared between iterators of one run: images found bad
+            elsewhere are skipped; images found bad here are added.
+        stats: counts pipeline builds.
+
+    Yields:
+        :class:`SegmentBatch` objects covering every position of every segment.
+
+    Raises:
+        InceValError: bad settings, or a DALI failure no single image explains.
+    """
+    from inceval.data.feeder import ImageFeeder, default_threads
+
+    if not dali_available():
+        raise InceValError("NVIDIA DALI is not installed here; use --backend torch")
+    if batch_size < 1:
+        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_threads is not None and num_threads < 1:
+        raise InceValError(f"--workers must be at least 1 for DALI, got {num_threads}")
+    if prefetch < 1:
+        raise InceValError(f"prefetch must be at least 1, got {prefetch}")
+    views = tuple(views)
+    if not views:
+        raise InceValError("no views to render; choose at least one protocol")
+    if len({spec.size for spec in views}) != 1:
+        raise InceValError("views of one run must share one input size; run models separately")
+    device = _resolve_device(device)
+    out_dtype = _output_dtype(device, normalize, dtype)
+    if not any(len(segment) for segment in segments):
+        return
+    on_gpu = device == "gpu"
+    if on_gpu and device_id is None:
+        device_id = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    decode_device = "mixed" if on_gpu else "cpu"
+    threads = num_threads or default_threads()
+    stats = stats if stats is not None else PipelineStats()
+    known_bad = known_bad if known_bad is not None else {}
+    file_paths = [Path(p) for p in paths]
+    feeder = ImageFeeder(file_paths, views, threads=feeder_threads)
+    layout = feeder.layout
+    planner = _Planner(feeder, segments, batch_size, known_bad, layout.num_boxes > 0)
+    copier = _OutputCopier(out_dtype, torch.device("cuda", device_id) if on_gpu else None)
+
+    def build() -> Any:
+        stats.builds += 1
+        return _build_graph(
+            layout, decode_device=decode_device, normalize=normalize, out_dtype=out_dtype,
+            source=planner, batch_size=batch_size, num_threads=threads,
+            device_id=device_id if on_gpu else None, prefetch=prefetch,
+        )
+
+    def errors_only(record: _Planned) -> SegmentBatch:
+        return SegmentBatch(record.segment, np.zeros(0, dtype=np.int64), None, record.errors)
+
+    pipe = build()
+    try:
+        while True:
+            while planner.order and not planner.order[0].samples:
+                yield errors_only(planner.order.popleft())
+            try:
+                (output,) = pipe.run()
+            except StopIteration:
+                while planner.order:
+                    yield errors_only(planner.order.popleft())
+                return
+            except RuntimeError as exc:
+                in_flight = list(planner.order)
+                planner.order.clear()
+                suspects = [p for record in in_flight for p in record.positions]
+                found = {}
+                for position in suspects:
+                    reason = _decode_failure(file_paths[position], decode_device, device_id)
+                    if reason is not None:
+                        found[position] = reason
+                if not found:
+                    first, last = (suspects[0], suspects[-1]) if suspects else (0, 0)
+                    raise InceValError(
+                        f"DALI failed on images {first}..{last} ({file_paths[first]} ...) but "
+                        f"decodes each of them alone: {_first_line(exc)}; use --backend torch"
+                    ) from None
+                known_bad.update(found)
+                for record in in_flight:
+                    kept = [(p, s) for p, s in zip(record.positions, record.samples)
+                            if p not in found]
+                    record.errors.update({p: found[p] for p in record.positions if p in found})
+                    record.positions = [p for p, _ in kept]
+                    record.samples = [s for _, s in kept]
+                planner.replay.extendleft(reversed(in_flight))
+                del pipe
+                stats.rebuilds += 1
+                pipe = build()
+                continue
+            while not planner.order[0].samples:
+                yield errors_only(planner.order.popleft())
+            record = planner.order.popleft()
+            yield SegmentBatch(record.segment, np.asarray(record.positions, dtype=np.int64),
+                               copier(output), record.errors)
+    finally:
+        del pipe
+        planner.close()
+        feeder.close()
 
 
 def iter_dali_batches(
@@ -516,6 +745,9 @@ def iter_dali_batches(
     prefetch: int = 2,
 ) -> Iterator[ViewBatch]:
     """Yield each image of one shard exactly once, in order, as all of its views, through DALI.
+
+    The strict form of :func:`iter_segment_batches`: the first image that cannot be read or
+    decoded raises a one-line error naming it.
 
     Args:
         paths: all image files of the run (every shard gets the same list).
@@ -537,46 +769,21 @@ def iter_dali_batches(
     Raises:
         InceValError: bad settings, or an unreadable image (the message names the file).
     """
-    if not dali_available():
-        raise InceValError("NVIDIA DALI is not installed here; use --backend torch")
-    if batch_size < 1:
-        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
     if num_threads < 1:
         raise InceValError(f"--num-threads must be at least 1, got {num_threads}")
-    if prefetch < 1:
-        raise InceValError(f"prefetch must be at least 1, got {prefetch}")
-    views = tuple(views)
-    if not views:
-        raise InceValError("no views to render; choose at least one protocol")
-    if len({spec.size for spec in views}) != 1:
-        raise InceValError("views of one run must share one input size; run models separately")
-    device = _resolve_device(device)
-    out_dtype = _output_dtype(device, normalize, dtype)
     positions = shard_range(len(paths), shard_id, num_shards)
-    if len(positions) == 0:
-        return
     file_paths = [Path(p) for p in paths]
-    layout = _layout(views)
-    feeder = _Feeder(file_paths, positions, views, layout, batch_size)
-    on_gpu = device == "gpu"
-    pipe = _build_graph(
-        layout, decode_device="mixed" if on_gpu else "cpu", normalize=normalize,
-        out_dtype=out_dtype, source=feeder, batch_size=batch_size, num_threads=num_threads,
-        device_id=_gpu_index() if on_gpu else None, prefetch=prefetch,
+    batches = iter_segment_batches(
+        file_paths, views, [positions], batch_size=batch_size, device=device,
+        num_threads=num_threads, normalize=normalize, dtype=dtype, prefetch=prefetch,
     )
     try:
-        while True:
-            try:
-                (output,) = pipe.run()
-            except StopIteration:
-                return
-            except RuntimeError:
-                suspects = [file_paths[i] for batch in feeder.in_flight for i in batch]
-                culprit = _find_culprit(suspects)
-                if culprit is not None:
-                    raise culprit from None
-                raise
-            indices = feeder.in_flight.popleft()
-            yield ViewBatch(indices=indices, views=_to_torch(output, out_dtype, on_gpu))
+        for batch in batches:
+            if batch.errors:
+                position = min(batch.errors)
+                raise InceValError(bad_image_message(file_paths[position],
+                                                     batch.errors[position]))
+            if batch.indices.size:
+                yield ViewBatch(indices=batch.indices, views=ready(batch.views))
     finally:
-        del pipe
+        batches.close()

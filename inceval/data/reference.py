@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from inceval.data.views import ResizeStage, ViewBatch, ViewPlan, ViewSpec, plan_views
+from inceval.data.views import (
+    ResizeStage,
+    SegmentBatch,
+    ViewBatch,
+    ViewPlan,
+    ViewSpec,
+    plan_views,
+)
 from inceval.errors import InceValError
 from inceval.eval_config import EvalConfig
 
@@ -247,6 +254,109 @@ def iter_reference_batches(
     )
     for batch in loader:
         yield _checked(batch)
+
+
+def image_reason(exc: InceValError, path: str | Path) -> str:
+    """The path-free reason of a one-line image error ``"PATH: reason; advice"``."""
+    text = str(exc)
+    prefix = f"{path}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    return text.split("; ")[0]
+
+
+class _SegmentItems(torch.utils.data.Dataset):
+    """One item = (position, uint8 views) or (position, reason) for an image that cannot be used."""
+
+    def __init__(self, paths: Sequence[Path], views: tuple[ViewSpec, ...]):
+        self.paths = list(paths)
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int) -> tuple[int, torch.Tensor | str]:
+        from inceval.data.feeder import elongation_error
+
+        path = self.paths[position]
+        try:
+            image = decode_rgb(path)
+        except InceValError as exc:
+            return position, image_reason(exc, path)
+        height, width = image.shape[:2]
+        plan = plan_views(width, height, self.views)
+        reason = elongation_error(plan, width, height)
+        if reason is not None:
+            return position, reason
+        return position, render_views(image, plan)
+
+
+def iter_reference_segments(
+    paths: Sequence[str | Path],
+    views: Sequence[ViewSpec],
+    segments: Sequence[range],
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    known_bad: dict[int, str] | None = None,
+) -> Iterator[SegmentBatch]:
+    """Render segments of images with PIL + torch; isolate images that cannot be used.
+
+    The reference counterpart of :func:`inceval.data.pipeline.iter_segment_batches`: batches never
+    span two segments; an image PIL cannot decode (or too elongated to resize) is reported in the
+    batch's ``errors`` and the others are rendered exactly as without it.
+
+    Args:
+        paths: all image files of the run.
+        views: the views of each image.
+        segments: ranges of positions to render, in order.
+        batch_size: most images per batch.
+        num_workers: 0 decodes in this thread; more uses a torch DataLoader (order kept).
+        known_bad: position -> reason of images to skip (found bad elsewhere); images found bad
+            here are added.
+
+    Yields:
+        :class:`~inceval.data.views.SegmentBatch` objects covering every position.
+    """
+    if batch_size < 1:
+        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise InceValError(f"--workers must be 0 or more, got {num_workers}")
+    views = tuple(views)
+    if not views:
+        raise InceValError("no views to render; choose at least one protocol")
+    known_bad = known_bad if known_bad is not None else {}
+    plan = [(number, list(range(start, min(start + batch_size, segment.stop))))
+            for number, segment in enumerate(segments)
+            for start in range(segment.start, segment.stop, batch_size)]
+    items = _SegmentItems([Path(p) for p in paths], views)
+
+    def assemble(number: int, results: list[tuple[int, torch.Tensor | str]]) -> SegmentBatch:
+        errors: dict[int, str] = {}
+        good: list[tuple[int, torch.Tensor]] = []
+        for position, result in results:
+            reason = known_bad.get(position)
+            if reason is None and isinstance(result, str):
+                reason = result
+            if reason is not None:
+                errors[position] = reason
+                known_bad[position] = reason
+            else:
+                good.append((position, result))  # type: ignore[arg-type]
+        indices = np.asarray([p for p, _ in good], dtype=np.int64)
+        stacked = torch.stack([v for _, v in good]) if good else None
+        return SegmentBatch(number, indices, stacked, errors)
+
+    if num_workers == 0:
+        for number, positions in plan:
+            yield assemble(number, [items[p] for p in positions])
+        return
+    loader = torch.utils.data.DataLoader(
+        items, batch_sampler=[positions for _, positions in plan], num_workers=num_workers,
+        collate_fn=list,
+    )
+    for (number, _), results in zip(plan, loader):
+        yield assemble(number, results)
 
 
 def num_batches(num_items: int, batch_size: int, shard_id: int = 0, num_shards: int = 1) -> int:

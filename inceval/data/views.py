@@ -211,6 +211,27 @@ class ViewBatch:
     views: "torch.Tensor"
 
 
+@dataclass
+class SegmentBatch:
+    """Some images of one segment (a chunk of the run), rendered, plus those that could not be.
+
+    Every position of a segment appears exactly once, in ``indices`` or in ``errors`` of one of
+    that segment's batches, and the batches of a segment come in position order.
+
+    Attributes:
+        segment: index of the segment in the list the iterator was given.
+        indices: positions of the rendered images, int64 (B,); B may be 0.
+        views: (B, N, 3, H, W) views of those images, or None when B is 0.
+        errors: position -> path-free reason, for images of this batch's range that could not be
+            read or decoded (they are not in ``indices``).
+    """
+
+    segment: int
+    indices: np.ndarray
+    views: torch.Tensor | None
+    errors: dict[int, str]
+
+
 def union_views(
     view_lists: Sequence[Sequence[ViewSpec]],
 ) -> tuple[tuple[ViewSpec, ...], list[np.ndarray]]:

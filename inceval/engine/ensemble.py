@@ -7,6 +7,13 @@ chunks, so no prediction matrix is ever loaded whole.
 
 The mean is taken in float64 over the stored (float16) probabilities with the weights normalised
 to sum to 1, and stored with the run's ``prob_dtype`` like any model's predictions.
+
+Unreadable images (a member run's images.csv ``error`` column; NaN rows) never enter a mean: an
+image unreadable in any member is unreadable in the ensemble, with the first such member's reason,
+and is recorded in the ensemble run like in any run (NaN rows, images.csv ``error``, manifest
+``unreadable``). Members whose runs could not read the same images are refused unless
+``allow_different_images``. A NaN row of an image a member's run marks readable means a damaged
+run and is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import numpy as np
 
 from inceval import __version__
 from inceval.errors import InceValError
-from inceval.store import RunReader, RunWriter, check_name, require_same_images
+from inceval.scoring import check_rows_finite
+from inceval.store import (RunReader, RunWriter, check_name, require_same_images,
+                           unreadable_in_any)
 
 _MEMBER = re.compile(r"^(?P<model>[^@\s]+)(?:@(?P<run>\d+))?$")
 _CHUNK_ROWS = 2048
@@ -131,6 +140,7 @@ def build_ensemble(
     overwrite: bool = False,
     command: Sequence[str] | None = None,
     chunk_rows: int = _CHUNK_ROWS,
+    allow_different_images: bool = False,
 ) -> Path:
     """Average the members' probabilities under each protocol and store them as model ``name``.
 
@@ -142,13 +152,16 @@ def build_ensemble(
         overwrite: replace an earlier run in ``out_dir``.
         command: the command line, recorded in the manifest.
         chunk_rows: rows averaged at a time.
+        allow_different_images: accept member runs of the same images that could not read the
+            same ones; the ensemble is then unreadable wherever any member is.
 
     Returns:
         ``out_dir`` as a Path.
 
     Raises:
-        InceValError: members over different images, a missing or incomplete prediction file,
-            different protocol versions or class counts, or an unusable ``out_dir``.
+        InceValError: members over different images (or, unless allowed, with different
+            unreadable images), a missing, incomplete or damaged prediction file, different
+            protocol versions or class counts, or an unusable ``out_dir``.
     """
     if not members:
         raise InceValError("an ensemble needs at least one member (--members)")
@@ -164,7 +177,9 @@ def build_ensemble(
         if run.run_dir.resolve() == target:
             raise InceValError(f"--out {out_dir} is the member run {run.run_dir}; write the "
                                "ensemble to a new directory")
-    require_same_images(runs)
+    require_same_images(runs, allow_different_scored=allow_different_images)
+    unreadable = unreadable_in_any(runs)
+    reasons = _unreadable_reasons(runs, unreadable)
     weights = normalised_weights([m.weight for m in members])
     protocol_records = {p: _common_protocol(members, p) for p in protocols}
     classes = {p: _common_classes(members, p) for p in protocols}
@@ -185,21 +200,64 @@ def build_ensemble(
         "protocols": protocol_records,
         "data": first.manifest["data"],
     }
+    # images holds no error column: the writer records the unreadable images itself.
     writer = RunWriter.create(out_dir, manifest=manifest, images=first.images,
                               prob_dtype=first.manifest["prob_dtype"], overwrite=overwrite)
+    total = first.num_images
     with writer:
+        sources = {}
         for protocol in protocols:
             writer.open_predictions(name, protocol, num_classes=classes[protocol])
-            sources = [m.run.probabilities(m.model, protocol) for m in members]
-            for start in range(0, first.num_images, chunk_rows):
-                stop = min(start + chunk_rows, first.num_images)
-                mean = np.zeros((stop - start, classes[protocol]), dtype=np.float64)
-                for source, weight in zip(sources, weights):
-                    mean += weight * np.asarray(source[start:stop], dtype=np.float64)
-                writer.write(name, protocol, start, mean)
-            writer.mark_complete(name, protocol)
+            sources[protocol] = [(m.run.probabilities(m.model, protocol),
+                                  m.run.status(m.model, protocol).path, m.run.unreadable)
+                                 for m in members]
+        if reasons:
+            # Only chunked writing records unreadable images (NaN rows, error column, manifest).
+            writer.use_chunks(chunk_rows, -(-total // chunk_rows))
+        for number, start in enumerate(range(0, total, chunk_rows)):
+            stop = min(start + chunk_rows, total)
+            for protocol in protocols:
+                mean = _weighted_mean(sources[protocol], weights, start, stop, unreadable)
+                if reasons:
+                    writer.write_rows(name, protocol, np.arange(start, stop), mean)
+                else:
+                    writer.write(name, protocol, start, mean)
+            if reasons:
+                writer.complete_chunk(number, start, stop,
+                                      {i: r for i, r in reasons.items() if start <= i < stop})
+        if reasons:
+            writer.seal()
+        else:
+            for protocol in protocols:
+                writer.mark_complete(name, protocol)
         writer.finish()
     return Path(out_dir)
+
+
+def _unreadable_reasons(runs: Sequence[RunReader], unreadable: np.ndarray) -> dict[int, str]:
+    """Image index -> reason of every image unreadable in some run (the first run's reason)."""
+    errors = [run.errors.to_numpy() for run in runs]
+    return {int(i): next(str(e[i]) for e in errors if e[i] != "")
+            for i in np.flatnonzero(unreadable)}
+
+
+def _weighted_mean(sources: Sequence[tuple[Any, Any, np.ndarray]], weights: Sequence[float],
+                   start: int, stop: int, unreadable: np.ndarray) -> np.ndarray:
+    """Weighted mean of rows ``start..stop-1`` of the members' files, in float64.
+
+    ``sources`` holds (probabilities, path, that run's unreadable mask) per member. Rows of images
+    unreadable in any member get a uniform placeholder; the writer replaces them with NaN.
+    """
+    skip = unreadable[start:stop]
+    mean: np.ndarray | None = None
+    for (probs, path, own), weight in zip(sources, weights):
+        block = np.asarray(probs[start:stop], dtype=np.float64)
+        check_rows_finite(block, start, own, path)
+        block[skip] = 0.0
+        mean = weight * block if mean is None else mean + weight * block
+    assert mean is not None
+    mean[skip] = 1.0 / mean.shape[1]
+    return mean
 
 
 def _common_protocol(members: Sequence[Member], protocol: str) -> dict[str, Any]:

@@ -18,9 +18,10 @@ Typical use (the CLI does the same through :mod:`inceval.engine.launch`)::
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,21 @@ from torch import nn
 
 from inceval.data.datasets import ValDataset
 from inceval.data.protocols import Protocol, get_protocol
-from inceval.data.views import ViewBatch, ViewSpec
+from inceval.data.pipeline import PipelineStats, bad_image_message, ready
+from inceval.data.views import SegmentBatch
 from inceval.engine.forward import ModelRunner
 from inceval.engine.plan import MemberViews, ViewGroup, plan_groups
-from inceval.engine.producer import BatchSource, RenderedBatch, ViewProducer, make_chunks
+from inceval.engine.producer import SegmentSource, ViewProducer, make_chunks
 from inceval.engine.progress import Progress, ProgressCallback
 from inceval.errors import InceValError
 from inceval.eval_config import EvalConfig
 from inceval.store import RunWriter, check_name
 
-DEFAULT_BATCH_SIZE = 8
+# uint8 bytes of one rendered batch, at most (when --batch-size is not given).
+BATCH_BYTES_BUDGET = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
+MAX_BATCH_IMAGES = 256
+# Seconds to sleep per batch: a planted slowdown that only the throughput gate's test sets.
+SLEEP_ENV = "INCEVAL_TEST_SLEEP_PER_BATCH_S"
 # Forward calls of this many views keep a GPU busy; on a CPU smaller calls cost nothing in speed
 # and give finer progress.
 DEFAULT_MAX_VIEWS_PER_FORWARD = {"cpu": 32, "cuda": 256}
@@ -53,7 +59,7 @@ class RunStats:
     """What an evaluation did and how fast.
 
     Attributes:
-        images: images evaluated.
+        images: images this process evaluated (the chunks it computed).
         model_views: views computed by models (per image: the sum over models of their own
             distinct views).
         rendered_views: views rendered by the loader (per image: the sum over view groups of the
@@ -63,6 +69,14 @@ class RunStats:
         started_at: ISO time of the first batch request.
         ended_at: ISO time of the last write.
         device: where the models ran.
+        chunks_total: chunks of the whole run.
+        chunks_already_done: chunks found done at the start (a resumed run).
+        chunks_computed: chunks this process computed.
+        unreadable: position -> reason of the images this process found unreadable.
+        pipeline_builds: view pipelines built (DALI: one per view group, plus one per failure).
+        batch_sizes: model name -> images per rendered batch of its view group.
+        model_settings: model name -> how its forwards ran (precision facts, views per forward,
+            out-of-memory halvings).
     """
 
     images: int
@@ -73,6 +87,13 @@ class RunStats:
     started_at: str
     ended_at: str
     device: str
+    chunks_total: int = 0
+    chunks_already_done: int = 0
+    chunks_computed: int = 0
+    unreadable: dict[int, str] = field(default_factory=dict)
+    pipeline_builds: int = 0
+    batch_sizes: dict[str, int] = field(default_factory=dict)
+    model_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -89,6 +110,14 @@ class RunStats:
         return {
             "evaluation_started_at": self.started_at,
             "evaluation_ended_at": self.ended_at,
+            "execution": {
+                "chunks_total": self.chunks_total,
+                "chunks_already_done": self.chunks_already_done,
+                "chunks_computed": self.chunks_computed,
+                "pipeline_builds": self.pipeline_builds,
+                "batch_sizes": self.batch_sizes,
+                "models": self.model_settings,
+            },
             "throughput": {
                 "seconds": round(self.seconds, 3),
                 "images": self.images,
@@ -285,45 +314,124 @@ def open_run(run_dir: str | Path, models: Sequence[nn.Module], protocols: Sequen
                             overwrite=overwrite, flush_interval_s=flush_interval_s)
 
 
-def _loader(backend: str, device: torch.device, workers: int) -> BatchSource:
-    """The view loader as (paths, views, batch_size) -> batches, for the producer thread."""
-    from inceval.data.loader import iter_view_batches
+def default_batch_size(views_per_image: int, input_size: int, device: torch.device,
+                       views_per_forward: int | None = None) -> int:
+    """Images per rendered batch when ``--batch-size`` is not given.
 
-    # DALI decodes on the GPU only when the models run there, so views arrive where they are used.
+    A batch should fill at least one forward call (``views_per_forward`` views: 32 on a CPU, 256
+    on CUDA), and its uint8 views should stay under :data:`BATCH_BYTES_BUDGET` (several batches
+    are in flight: DALI's prefetch, the queue, the one being computed). So 1-crop batches are
+    large, and 144-view images (38.6 MB each at 299 px) come a few at a time.
+    """
+    per_forward = views_per_forward or DEFAULT_MAX_VIEWS_PER_FORWARD[device.type]
+    by_views = -(-per_forward // max(1, views_per_image))
+    image_bytes = max(1, views_per_image) * 3 * input_size * input_size
+    by_memory = max(1, BATCH_BYTES_BUDGET[device.type] // image_bytes)
+    return int(max(1, min(by_views, by_memory, MAX_BATCH_IMAGES)))
+
+
+def default_workers() -> int:
+    """DALI CPU threads by default: the CPUs this process may use (at least 1)."""
+    from inceval.data.feeder import default_threads
+
+    return default_threads()
+
+
+def _segment_source(paths: Sequence[Path], backend: str, device: torch.device,
+                    workers: int | None, batch_sizes: Mapping[int, int],
+                    stats: Any) -> SegmentSource:
+    """The view loader as (group, segments, known_bad) -> batches, for the producer thread."""
+    from inceval.data.loader import iter_view_segments
+
+    # DALI decodes on the GPU only when the models run there, and on the models' GPU.
     dali_device = "gpu" if device.type == "cuda" else "cpu"
+    device_id = None
+    if device.type == "cuda":
+        device_id = device.index if device.index is not None else torch.cuda.current_device()
 
-    def source(paths: Sequence[Path], views: tuple[ViewSpec, ...],
-               batch_size: int) -> Iterator[ViewBatch]:
-        return iter_view_batches(paths, views, backend=backend, batch_size=batch_size,
-                                 device=dali_device, num_workers=workers)
+    def source(group: ViewGroup, segments: list[range],
+               known_bad: dict[int, str]) -> Iterator[SegmentBatch]:
+        return iter_view_segments(
+            paths, group.views, segments, backend=backend,
+            batch_size=batch_sizes[group.number], device=dali_device, device_id=device_id,
+            num_workers=workers, known_bad=known_bad, stats=stats,
+        )
 
     return source
 
 
-def _check_contiguous(batch: RenderedBatch) -> int:
-    start = int(batch.indices[0]) if batch.indices.size else batch.chunk.start
-    if not np.array_equal(batch.indices, np.arange(start, start + batch.indices.size)):
-        raise RuntimeError(f"view loader returned images out of order near position {start}")
-    return start
+class _Discard:
+    """A writer that keeps nothing: ``evaluate(..., writer=None)`` (benchmarks)."""
+
+    def open_predictions(self, model: str, protocol: str, num_classes: int = 1000) -> None:
+        pass
+
+    def write_rows(self, model: str, protocol: str, indices: Any, probs: Any) -> None:
+        pass
+
+    def complete_chunk(self, number: int, start: int, stop: int,
+                       errors: Mapping[int, str] | None = None) -> None:
+        pass
+
+    def done_chunks(self) -> dict[int, Any]:
+        return {}
+
+    def use_chunks(self, size: int, count: int) -> None:
+        pass
+
+
+def prepare_store(writer: Any, models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
+                  num_images: int, chunk_size: int) -> None:
+    """Record the chunks and open every prediction file of the run (before other ranks attach).
+
+    Raises:
+        InceValError: a resumed run whose chunks have another size.
+    """
+    writer.use_chunks(chunk_size, len(make_chunks(num_images, chunk_size)))
+    for name, model in zip(model_names(models), models):
+        for protocol in as_protocols(protocols):
+            writer.open_predictions(name, protocol.name,
+                                    num_classes=int(getattr(model, "num_classes", 1000) or 1000))
+
+
+def _sleep_per_batch() -> float:
+    """A planted slowdown for the throughput gate's own test (never set in normal use)."""
+    text = os.environ.get(SLEEP_ENV, "")
+    try:
+        return max(0.0, float(text)) if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def evaluate(
     models: Sequence[nn.Module],
     protocols: Sequence[Protocol | str],
     dataset: ValDataset,
-    writer: RunWriter,
+    writer: RunWriter | None,
     *,
     backend: str = "auto",
     device: str | torch.device = "auto",
     precision: str = "float32",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     max_views_per_forward: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     prefetch: int = 2,
-    workers: int = 2,
+    workers: int | None = None,
     progress: ProgressCallback | None = None,
+    strict: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    finalize: bool = True,
+    on_bad_image: Callable[[Path, str], None] | None = None,
+    tf32: bool = False,
+    compile: bool = False,  # noqa: A002 - the CLI's name
 ) -> RunStats:
     """Evaluate every model under every protocol on every image; store per-image predictions.
+
+    The images are split into chunks of ``chunk_size``. Chunks the writer already holds (a
+    resumed run) are skipped; the others are shared round-robin between ``world_size``
+    processes, this one taking those of ``rank``. Each finished chunk is flushed and marked
+    done in the store, so an interruption loses at most the chunks in progress.
 
     Args:
         models: eval-mode classifiers with ``model_name``, ``eval_config`` (and ideally
@@ -331,25 +439,35 @@ def evaluate(
         protocols: Protocol objects or names (``"1"``, ``"12"``, ``"144"``, a protocol file).
         dataset: the images, in run order.
         writer: an open writer whose manifest names these models and protocols
-            (:func:`open_run`); rows are written as batches finish; the caller finishes it.
+            (:func:`open_run`), or None to compute everything and keep nothing (benchmarks).
         backend: view loader: ``"auto"``, ``"dali"`` or ``"torch"`` (the PIL/torch reference).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch device.
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for the forward passes.
-        batch_size: images per rendered batch.
+        batch_size: images per rendered batch; None sizes it per view group from its views
+            (:func:`default_batch_size`).
         max_views_per_forward: the most views in one forward call; None for 32 on a CPU and
             256 on CUDA.
-        chunk_size: images per chunk (the unit of future resume and sharding).
+        chunk_size: images per chunk (the unit of resuming and sharding).
         prefetch: rendered batches queued ahead of the models.
-        workers: DALI CPU threads, or decoding processes of the torch backend (0: in the
-            producer thread).
-        progress: called with a :class:`Progress` after every forward call and every finished
-            batch.
+        workers: DALI CPU threads (None: from the CPU count), or decoding processes of the
+            torch backend (None or 0: in the producer thread).
+        progress: called with a :class:`Progress` after every forward call and every batch.
+        strict: stop at the first image that cannot be read or decoded (InceValError) instead
+            of recording it as unreadable and going on.
+        rank: this process's rank in a sharded run.
+        world_size: processes sharing the run.
+        finalize: seal the store when done (every chunk done: unreadable images recorded,
+            files marked complete); a sharded run seals once, in rank 0, after all ranks.
+        on_bad_image: called with (path, reason) once per image found unreadable.
+        tf32: allow TF32 matrix products and convolutions on CUDA for float32.
+        compile: torch.compile the models.
 
     Returns:
         Counts and timings of the pass.
 
     Raises:
-        InceValError: bad settings, undecodable images, protocols that do not fit a model.
+        InceValError: bad settings, a bad image with ``strict``, protocols that do not fit a
+            model.
     """
     if precision not in PRECISIONS:
         raise InceValError(f"--dtype {precision!r} is unknown; use {', '.join(PRECISIONS)}")
@@ -358,33 +476,52 @@ def evaluate(
         max_views_per_forward = DEFAULT_MAX_VIEWS_PER_FORWARD[torch_device.type]
     for option, value in (("--batch-size", batch_size),
                           ("--max-views-per-forward", max_views_per_forward),
-                          ("chunk_size", chunk_size)):
+                          ("--chunk-size", chunk_size)):
+        if value is None and option == "--batch-size":
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InceValError(f"{option} must be a positive whole number, got {value!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 0):
         raise InceValError(f"--workers must be 0 or more, got {workers!r}")
     if len(dataset) == 0:
         raise InceValError("the dataset holds no images; check --data")
+    if not 0 <= rank < world_size:
+        raise InceValError(f"rank {rank} is not in 0..{world_size - 1}")
     protocols = as_protocols(protocols)
     names = model_names(models)
     groups = plan_groups(models, protocols)
     runners = {member.position: ModelRunner(models[member.position], member.eval_config,
-                                            torch_device, precision, max_views_per_forward)
+                                            torch_device, precision, max_views_per_forward,
+                                            tf32=tf32, compile=compile)
                for group in groups for member in group.members}
-
+    batch_sizes = {group.number: batch_size or default_batch_size(
+        group.rendered_views_per_image, group.input_size, torch_device, max_views_per_forward)
+        for group in groups}
+    sink = writer if writer is not None else _Discard()
     num_images = len(dataset)
     chunks = make_chunks(num_images, chunk_size)
-    views_total = num_images * sum(m.views_per_image for g in groups for m in g.members)
-    opened: set[tuple[str, str]] = set()
+    prepare_store(sink, models, protocols, num_images, chunk_size)
+    done = sink.done_chunks()
+    todo = [chunk for chunk in chunks if chunk.number not in done]
+    mine = todo[rank::world_size]
+    views_per_image = sum(m.views_per_image for g in groups for m in g.members)
+    images_total = sum(len(chunk) for chunk in mine)
+    views_total = images_total * views_per_image
     views_done = 0
     images_done = 0
+    chunk_number = mine[0].number if mine else 0
+    unreadable: dict[int, str] = {}
+    chunk_errors: dict[int, str] = {}
+    paths = dataset.paths()
+    sleep_s = _sleep_per_batch()
+    pipeline_stats = PipelineStats()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     clock = time.perf_counter()
-    chunk_number = 0
 
     def report(finished: bool = False) -> None:
         if progress is not None:
-            progress(Progress(images_done, num_images, views_done, views_total,
+            progress(Progress(images_done, images_total, views_done, views_total,
                               time.perf_counter() - clock, chunk_number, len(chunks), finished))
 
     def count_views(n: int) -> None:
@@ -392,36 +529,61 @@ def evaluate(
         views_done += n
         report()
 
-    source = _loader(backend, torch_device, workers)
-    with ViewProducer(dataset.paths(), chunks, groups, source, batch_size, prefetch) as producer:
+    source = _segment_source(paths, backend, torch_device, workers, batch_sizes, pipeline_stats)
+    with ViewProducer(mine, groups, source, prefetch) as producer:
         for batch in producer:
-            start = _check_contiguous(batch)
             chunk_number = batch.chunk.number
-            for member in batch.group.members:
-                name = names[member.position]
-                probs = runners[member.position].protocol_probabilities(
-                    batch.views, member.computed_protocol_views, count_views, member.selection)
-                for protocol, rows in zip(protocols, probs):
-                    if (name, protocol.name) not in opened:
-                        writer.open_predictions(name, protocol.name, num_classes=rows.shape[1])
-                        opened.add((name, protocol.name))
-                    writer.write(name, protocol.name, start, rows)
-            # An image is done once the last view group has scored it.
+            for position in sorted(batch.errors):
+                if position in chunk_errors:
+                    continue
+                reason = batch.errors[position]
+                if strict:
+                    raise InceValError(bad_image_message(paths[position], reason))
+                chunk_errors[position] = reason
+                if on_bad_image is not None:
+                    on_bad_image(paths[position], reason)
+            if batch.indices.size:
+                views = ready(batch.views)
+                for member in batch.group.members:
+                    name = names[member.position]
+                    probs = runners[member.position].protocol_probabilities(
+                        views, member.computed_protocol_views, count_views, member.selection)
+                    for protocol, rows in zip(protocols, probs):
+                        sink.write_rows(name, protocol.name, batch.indices, rows)
+                if sleep_s:
+                    time.sleep(sleep_s)
             if batch.group.number == groups[-1].number:
-                images_done = start + batch.indices.size
+                # An image is done once the last view group has scored it (or found it
+                # unreadable: it has no views to compute, count them as done).
+                images_done += batch.indices.size + len(batch.errors)
+                if batch.errors:
+                    views_done += len(batch.errors) * views_per_image
                 report()
-    for name in names:
-        for protocol in protocols:
-            writer.mark_complete(name, protocol.name)
+            if batch.chunk_done:
+                chunk = batch.chunk
+                sink.complete_chunk(chunk.number, chunk.start, chunk.stop, chunk_errors)
+                unreadable.update(chunk_errors)
+                chunk_errors = {}
+    if finalize and writer is not None:
+        writer.seal()
     seconds = time.perf_counter() - clock
     report(finished=True)
     return RunStats(
-        images=num_images,
+        images=images_total,
         model_views=views_total,
-        rendered_views=num_images * sum(g.rendered_views_per_image for g in groups),
+        rendered_views=images_total * sum(g.rendered_views_per_image for g in groups),
         views_per_image={names[m.position]: m.views_per_image for g in groups for m in g.members},
         seconds=seconds,
         started_at=started_at,
         ended_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device=describe_device(torch_device),
+        chunks_total=len(chunks),
+        chunks_already_done=len(done),
+        chunks_computed=len(mine),
+        unreadable=unreadable,
+        pipeline_builds=pipeline_stats.builds,
+        batch_sizes={names[m.position]: batch_sizes[g.number] for g in groups
+                     for m in g.members},
+        model_settings={names[position]: runner.settings()
+                        for position, runner in runners.items()},
     )

@@ -7,12 +7,15 @@ reads the scores back from the store. Neither prints: the CLI renders progress a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -26,19 +29,23 @@ from inceval.engine.evaluate import (
     DEFAULT_MAX_VIEWS_PER_FORWARD,
     PRECISIONS,
     RunStats,
+    build_manifest,
     describe_device,
     evaluate,
     model_names,
+    prepare_store,
     open_run,
     resolve_device,
 )
+from inceval.engine import distributed
+from inceval.engine.distributed import DistContext
 from inceval.engine.plan import ViewGroup, plan_groups
 from inceval.engine.progress import ProgressCallback
 from inceval.engine.runspec import RunRequest
 from inceval.errors import InceValError
 from inceval.models import create_model, get_eval_config, prepare_for_inference
 from inceval.sample import SAMPLE_LABELS, SAMPLE_LAYOUT, SAMPLE_ROOT
-from inceval.store import MANIFEST, RunReader, Score
+from inceval.store import MANIFEST, RunReader, RunWriter, Score
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -67,6 +74,7 @@ class PreparedRun:
     groups: list[ViewGroup]
     run_dir: Path
     bundled_sample: bool
+    context: DistContext = DistContext()
 
     @property
     def names(self) -> list[str]:
@@ -80,13 +88,18 @@ class RunOutcome:
 
     Attributes:
         run_dir: where it is stored.
-        stats: counts and timings.
-        scores: top-1/top-5 errors per model, protocol and subset, read back from the store.
+        stats: counts and timings (of every rank together in a sharded run).
+        scores: top-1/top-5 errors per model, protocol and subset, read back from the store
+            (empty on ranks other than 0).
+        unreadable: position -> reason of every image that could not be evaluated.
+        already_complete: ``--resume`` found the run finished: nothing was computed.
     """
 
     run_dir: Path
-    stats: RunStats
+    stats: RunStats | None
     scores: list[Score]
+    unreadable: dict[int, str] = field(default_factory=dict)
+    already_complete: bool = False
 
 
 def _versions() -> dict[str, str | None]:
@@ -120,15 +133,29 @@ def _run_dir(request: RunRequest) -> Path:
     return DEFAULT_RUNS_DIR / name
 
 
-def _check_run_dir(path: Path, overwrite: bool) -> None:
+def resume_hint(command: str | None) -> str:
+    """The command that continues a run: its own command line with ``--resume``."""
+    if not command:
+        return "the same inceval run command with --resume"
+    return command if " --resume" in f" {command}" else f"{command} --resume"
+
+
+def _check_run_dir(path: Path, overwrite: bool, resume: bool = False) -> None:
     """Refuse an occupied output directory before any model is built (the store checks again)."""
     if path.exists() and not path.is_dir():
         raise InceValError(f"--out {path} is a file; choose a directory for the run")
+    if resume:
+        if overwrite:
+            raise InceValError("--resume and --overwrite contradict each other; give one")
+        if not (path / MANIFEST).is_file():
+            raise InceValError(f"--resume: {path} holds no inceval run to resume; drop --resume "
+                               "to start it")
+        return
     if path.is_dir() and any(path.iterdir()):
         if (path / MANIFEST).is_file():
             if not overwrite:
-                raise InceValError(f"--out {path} already holds a run; choose another directory "
-                                   "or pass --overwrite to replace it")
+                raise InceValError(f"--out {path} already holds a run; continue it with --resume, "
+                                   "replace it with --overwrite, or choose another directory")
         else:
             raise InceValError(f"--out {path} is not empty and holds no inceval run; choose an "
                                "empty or new directory")
@@ -166,7 +193,8 @@ def prepare(request: RunRequest) -> PreparedRun:
         raise InceValError(f"--dtype {request.dtype!r} is unknown; use {', '.join(PRECISIONS)}")
     for option, value, least in (("--batch-size", request.batch_size, 1),
                                  ("--max-views-per-forward", request.max_views_per_forward, 1),
-                                 ("--workers", request.workers, 0)):
+                                 ("--workers", request.workers, 0),
+                                 ("--chunk-size", request.chunk_size, 1)):
         if value is not None and value < least:
             raise InceValError(f"{option} must be at least {least}, got {value}")
     if not -2**63 <= request.seed < 2**64:  # the range torch.manual_seed accepts
@@ -177,34 +205,143 @@ def prepare(request: RunRequest) -> PreparedRun:
         config = get_eval_config(name, request.weights_tags.get(name))
         for protocol in protocols:
             protocol.resolve(config)
-    device = resolve_device(request.device)
+    context = distributed.from_environment()
+    device = distributed.rank_device(resolve_device(request.device), context)
     if device.type == "cpu" and request.dtype == "float16":
         raise InceValError("--dtype float16 is not supported on the CPU; use bfloat16 or float32")
     dataset, bundled = _load_dataset(request)
     run_dir = _run_dir(request)
-    _check_run_dir(run_dir, request.overwrite)
+    if context.is_primary:
+        _check_run_dir(run_dir, request.overwrite, request.resume)
     models = _build_models(request)
     groups = plan_groups(models, protocols)
-    return PreparedRun(request, protocols, dataset, models, device, groups, run_dir, bundled)
+    return PreparedRun(request, protocols, dataset, models, device, groups, run_dir, bundled,
+                       context)
 
 
-def execute(prepared: PreparedRun, progress: ProgressCallback | None = None) -> RunOutcome:
-    """Evaluate, store and score a prepared run.
+# Manifest keys whose change makes a resumed run a different run: (where, what to call it).
+_RESUME_KEYS = (
+    (("settings", "dtype"), "--dtype"),
+    (("settings", "backend"), "--backend"),
+    (("settings", "batch_size"), "--batch-size"),
+    (("settings", "chunk_size"), "--chunk-size"),
+    (("settings", "max_views_per_forward"), "--max-views-per-forward"),
+    (("settings", "tf32"), "--tf32"),
+    (("data", "fingerprint"), "the images (--data, --subset, --limit)"),
+    (("data", "blacklist"), "--blacklist"),
+)
+_MODEL_KEYS = ("weights", "weights_tag", "weights_file", "weights_sha256", "eval_config")
+
+
+def resume_difference(stored: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """What differs between a stored run's manifest and a new invocation's, or None."""
+    old_models, new_models = list(stored.get("models", {})), list(new["models"])
+    if old_models != new_models:
+        return f"--models was {','.join(old_models)}, now {','.join(new_models)}"
+    old_protocols, new_protocols = list(stored.get("protocols", {})), list(new["protocols"])
+    if old_protocols != new_protocols:
+        return f"--crops was {','.join(old_protocols)}, now {','.join(new_protocols)}"
+    for name in new_protocols:
+        old_version = stored["protocols"][name].get("version")
+        if old_version != new["protocols"][name].get("version"):
+            return (f"protocol {name} was version {old_version}, now "
+                    f"{new['protocols'][name].get('version')}")
+    for name in new_models:
+        for key in _MODEL_KEYS:
+            old_value = stored["models"][name].get(key)
+            new_value = new["models"][name].get(key)
+            if old_value != new_value:
+                return f"model {name}: {key} was {old_value!r}, now {new_value!r}"
+    for (section, key), what in _RESUME_KEYS:
+        old_value = (stored.get(section) or {}).get(key)
+        new_value = (new.get(section) or {}).get(key)
+        if old_value != new_value:
+            return f"{what}: was {old_value!r}, now {new_value!r}"
+    return None
+
+
+def _open_store(prepared: PreparedRun, settings: dict[str, Any], data_info: dict[str, Any],
+                extra: dict[str, Any]) -> tuple[RunWriter | None, bool]:
+    """Rank 0: create the run, or reopen it for --resume; (writer, already complete)."""
+    request = prepared.request
+    manifest = build_manifest(prepared.models, prepared.protocols, prepared.dataset,
+                              settings=settings, data_info=data_info, extra=extra)
+    if not request.resume:
+        writer = open_run(prepared.run_dir, prepared.models, prepared.protocols,
+                          prepared.dataset, settings=settings, data_info=data_info, extra=extra,
+                          overwrite=request.overwrite)
+        return writer, False
+    stored = RunReader(prepared.run_dir).manifest
+    difference = resume_difference(stored, json.loads(json.dumps(manifest)))
+    if difference is not None:
+        raise InceValError(f"--resume: {prepared.run_dir} is another run ({difference}); resume "
+                           "it with its own command (see its manifest.json) or use a new --out")
+    entries = stored.get("predictions", {})
+    if stored.get("finished_at") and entries and all(
+            entry.get("complete") for files in entries.values() for entry in files.values()):
+        return None, True
+    writer = RunWriter.resume(prepared.run_dir, flush_interval_s=5.0)
+    resumes = list(writer.manifest.get("resumes", []))
+    resumes.append({"at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "command": request.command})
+    writer.update_manifest({"resumes": resumes, "versions": extra["versions"]})
+    return writer, False
+
+
+@contextlib.contextmanager
+def _resume_hint_on_error(command: str | None) -> Iterator[None]:
+    """Errors during the evaluation say how to continue: the finished chunks are kept."""
+    try:
+        yield
+    except InceValError as exc:
+        raise InceValError(f"{exc}; finished chunks are kept: after fixing it, continue with "
+                           f"{resume_hint(command)}") from None
+
+
+def _combine(stats: list[RunStats]) -> RunStats:
+    """One RunStats for all ranks: counts summed, wall time of the slowest."""
+    first = stats[0]
+    unreadable: dict[int, str] = {}
+    for item in stats:
+        unreadable.update(item.unreadable)
+    return replace(
+        first,
+        images=sum(s.images for s in stats),
+        model_views=sum(s.model_views for s in stats),
+        rendered_views=sum(s.rendered_views for s in stats),
+        seconds=max(s.seconds for s in stats),
+        started_at=min(s.started_at for s in stats),
+        ended_at=max(s.ended_at for s in stats),
+        chunks_computed=sum(s.chunks_computed for s in stats),
+        pipeline_builds=sum(s.pipeline_builds for s in stats),
+        unreadable=unreadable,
+    )
+
+
+def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
+            on_bad_image: Callable[[Path, str], None] | None = None) -> RunOutcome:
+    """Evaluate, store and score a prepared run (this process's share of a sharded one).
 
     Raises:
-        InceValError: undecodable images, an output directory taken meanwhile, a failed write.
-            Rows already written stay on disk and the manifest says how far the run got.
+        InceValError: a bad image with --strict, a run that differs from the one to resume, an
+            output directory taken meanwhile, a failed write. Finished chunks stay on disk.
     """
     request = prepared.request
+    context = prepared.context
     per_forward = (request.max_views_per_forward
                    or DEFAULT_MAX_VIEWS_PER_FORWARD[prepared.device.type])
     settings: dict[str, Any] = {
         "device": describe_device(prepared.device),
         "dtype": request.dtype,
+        "tf32": request.tf32,
+        "compile": request.compile,
         "backend": resolve_backend(request.backend),
         "batch_size": request.batch_size,
         "max_views_per_forward": per_forward,
+        "chunk_size": request.chunk_size,
         "workers": request.workers,
+        "strict": request.strict,
+        "ranks": context.world_size,
         "seed": request.seed,
     }
     extra = {
@@ -214,15 +351,42 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None) -> 
     }
     data_info = {"bundled_sample": prepared.bundled_sample, "limit": request.limit,
                  "subset": request.subset}
-    writer = open_run(prepared.run_dir, prepared.models, prepared.protocols, prepared.dataset,
-                      settings=settings, data_info=data_info, extra=extra,
-                      overwrite=request.overwrite)
-    with writer:
+    distributed.init_process_group(context, prepared.device)
+    writer: RunWriter | None = None
+    complete = False
+    if context.is_primary:
+        writer, complete = _open_store(prepared, settings, data_info, extra)
+        if writer is not None:
+            prepare_store(writer, prepared.models, prepared.protocols, len(prepared.dataset),
+                          request.chunk_size)
+    complete = context.gather(complete)[0]
+    if complete:
+        unreadable = RunReader(prepared.run_dir).manifest.get("unreadable") or {}
+        scores = RunReader(prepared.run_dir).results() if context.is_primary else []
+        errors = {int(k): v for k, v in (unreadable.get("images") or {}).items()}
+        return RunOutcome(prepared.run_dir, None, scores, errors, already_complete=True)
+    context.barrier()  # the store and its prediction files exist
+    if writer is None:
+        writer = RunWriter.attach(prepared.run_dir)
+    with writer, _resume_hint_on_error(request.command):
         stats = evaluate(prepared.models, prepared.protocols, prepared.dataset, writer,
                          backend=request.backend, device=prepared.device,
                          precision=request.dtype, batch_size=request.batch_size,
-                         max_views_per_forward=per_forward,
-                         workers=request.workers, progress=progress)
-        writer.finish(stats.manifest_update())
-    scores = RunReader(prepared.run_dir).results()
-    return RunOutcome(prepared.run_dir, stats, scores)
+                         max_views_per_forward=per_forward, chunk_size=request.chunk_size,
+                         workers=request.workers, progress=progress, strict=request.strict,
+                         rank=context.rank, world_size=context.world_size,
+                         finalize=not context.sharded, on_bad_image=on_bad_image,
+                         tf32=request.tf32, compile=request.compile)
+        everyone = context.gather(stats)
+        stats = _combine(everyone)
+        if context.is_primary:
+            if context.sharded:
+                writer.seal()
+            writer.finish(stats.manifest_update())
+    context.barrier()  # rank 0 sealed the store
+    if not context.is_primary:
+        return RunOutcome(prepared.run_dir, stats, [], stats.unreadable)
+    reader = RunReader(prepared.run_dir)
+    errors = {int(k): v for k, v in
+              ((reader.manifest.get("unreadable") or {}).get("images") or {}).items()}
+    return RunOutcome(prepared.run_dir, stats, reader.results(), errors)

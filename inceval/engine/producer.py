@@ -1,10 +1,12 @@
 """Rendering views in a background thread, chunk by chunk, ahead of the model loop.
 
-The images of a run are split into numbered *chunks* of consecutive positions. For each chunk and
-each view group, the producer renders batches with the view loader and puts them in a bounded
-queue; the model loop takes them out. The queue bounds host memory (a 144-view batch is large)
-while decoding and resizing overlap the forward passes. Chunks are the unit that multi-process
-sharding, resuming an interrupted run and isolating an undecodable file will work on.
+The images of a run are split into numbered *chunks* of consecutive positions. Each view group
+has one long-lived source (one DALI pipeline for the whole run); for each chunk and each group in
+turn, the producer takes that chunk's batches from the group's source and puts them in a bounded
+queue, and the model loop takes them out. The queue bounds host memory (a 144-view batch is
+large) while decoding and resizing overlap the forward passes. Chunks are the unit of resuming an
+interrupted run and of sharding a run over several processes; images that cannot be read travel
+with their chunk as errors.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from types import TracebackType
 import numpy as np
 import torch
 
-from inceval.data.views import ViewBatch, ViewSpec
+from inceval.data.views import SegmentBatch
 from inceval.engine.plan import ViewGroup
 
-# (paths, views, batch_size) -> batches whose indices are positions in ``paths``.
-BatchSource = Callable[[Sequence[Path], tuple[ViewSpec, ...], int], Iterator[ViewBatch]]
+# (group, segments, known_bad) -> one iterator over every segment for the group's views; images
+# found bad are added to known_bad (shared by the groups, so a bad file is found once).
+SegmentSource = Callable[[ViewGroup, list[range], dict[int, str]], Iterator[SegmentBatch]]
 
 _POLL_SECONDS = 0.1
 
@@ -50,19 +53,23 @@ def make_chunks(num_images: int, chunk_size: int) -> list[Chunk]:
 
 @dataclass(frozen=True)
 class RenderedBatch:
-    """Views of some images of one chunk, for one view group.
+    """Views of some images of one chunk, for one view group, and the images that failed.
 
     Attributes:
         chunk: the chunk the images belong to.
         group: the view group whose union of views was rendered.
-        indices: positions of the images in the run, int64 (B,).
-        views: uint8 (B, N, 3, H, W) with N = ``len(group.views)``.
+        indices: positions of the rendered images in the run, int64 (B,); B may be 0.
+        views: uint8 (B, N, 3, H, W) with N = ``len(group.views)``, or None when B is 0.
+        errors: position -> reason for images of the chunk that could not be read or decoded.
+        chunk_done: this is the chunk's last batch of its last view group.
     """
 
     chunk: Chunk
     group: ViewGroup
     indices: np.ndarray
-    views: torch.Tensor
+    views: torch.Tensor | None
+    errors: dict[int, str]
+    chunk_done: bool
 
 
 class _Done:
@@ -72,28 +79,27 @@ class _Done:
 class ViewProducer:
     """A thread that renders every (chunk, group) into a bounded queue; iterate to consume.
 
-    Use as a context manager so the thread stops if the consumer fails midway. An exception in the
-    thread (an undecodable image, say) is re-raised in the consumer at the point it occurred.
+    Each view group gets ONE source iterator for the whole run (for DALI: one pipeline, built
+    once), fed the chunks in order; batches never span two chunks, so chunks stay the unit of
+    resuming and sharding. Use as a context manager so the thread stops if the consumer fails
+    midway. An exception in the thread is re-raised in the consumer at the point it occurred.
 
     Args:
-        paths: image files of the run, in run order.
         chunks: the chunks to render, in order.
         groups: the view groups; each chunk is rendered for each group in turn.
-        source: the view loader, e.g. a partial of ``inceval.data.loader.iter_view_batches``.
-        batch_size: images per rendered batch.
+        source: makes the iterator of one group over all chunks.
         prefetch: rendered batches that may wait in the queue.
     """
 
-    def __init__(self, paths: Sequence[Path], chunks: Sequence[Chunk], groups: Sequence[ViewGroup],
-                 source: BatchSource, batch_size: int, prefetch: int = 2) -> None:
-        self._paths = list(paths)
+    def __init__(self, chunks: Sequence[Chunk], groups: Sequence[ViewGroup],
+                 source: SegmentSource, prefetch: int = 2) -> None:
         self._chunks = list(chunks)
         self._groups = list(groups)
         self._source = source
-        self._batch_size = batch_size
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inceval-views", daemon=True)
+        self.known_bad: dict[int, str] = {}
 
     def __enter__(self) -> "ViewProducer":
         self._thread.start()
@@ -133,25 +139,30 @@ class ViewProducer:
         return False
 
     def _run(self) -> None:
+        segments = [range(chunk.start, chunk.stop) for chunk in self._chunks]
+        iterators: list[Iterator[SegmentBatch]] = []
         try:
-            for chunk in self._chunks:
-                paths = self._paths[chunk.start:chunk.stop]
-                for group in self._groups:
-                    if not self._render(chunk, group, paths):
-                        return
+            iterators = [self._source(group, segments, self.known_bad) for group in self._groups]
+            last_group = len(self._groups) - 1
+            for number, chunk in enumerate(self._chunks):
+                for group_index, (group, batches) in enumerate(zip(self._groups, iterators)):
+                    remaining = len(chunk)
+                    while remaining > 0:
+                        batch = next(batches)
+                        remaining -= batch.indices.size + len(batch.errors)
+                        if batch.segment != number or remaining < 0:
+                            raise RuntimeError(f"view source returned images outside chunk "
+                                               f"{chunk.number} ({chunk.start}..{chunk.stop - 1})")
+                        item = RenderedBatch(chunk, group, batch.indices, batch.views,
+                                             dict(batch.errors),
+                                             group_index == last_group and remaining == 0)
+                        if not self._put(item):
+                            return
             self._put(_Done())
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(exc)
-
-    def _render(self, chunk: Chunk, group: ViewGroup, paths: list[Path]) -> bool:
-        batches = self._source(paths, group.views, self._batch_size)
-        try:
-            for batch in batches:
-                indices = np.asarray(batch.indices, dtype=np.int64) + chunk.start
-                if not self._put(RenderedBatch(chunk, group, indices, batch.views)):
-                    return False
-            return True
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # frees the loader (a DALI pipeline) now, not at garbage collection
+            for batches in iterators:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()  # frees the loader (a DALI pipeline) now, not at garbage collection

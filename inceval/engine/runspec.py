@@ -111,15 +111,20 @@ class RunRequest:
     dataset: str = "auto"
     limit: int | None = None
     subset: str | None = None
-    batch_size: int = 8
+    batch_size: int | None = None
     max_views_per_forward: int | None = None
-    workers: int = 2
+    workers: int | None = None
     device: str = "auto"
     backend: str = "auto"
     dtype: str = "float32"
+    tf32: bool = False
+    compile: bool = False
     out: Path | None = None
     name: str | None = None
     overwrite: bool = False
+    resume: bool = False
+    strict: bool = False
+    chunk_size: int = 1024
     seed: int = 0
     command: str | None = None
 

@@ -20,6 +20,10 @@ subset a handful of flips then does not fail a CI gate, while a real change does
 Calibration: each row also carries the negative log-likelihood and expected calibration error of
 both runs (:func:`inceval.stats.calibration`); they are reported, never gated on.
 
+Unreadable images (images.csv ``error`` column) are never scored. Two runs of the same images
+that could not read the same ones are refused unless different images are allowed; then both are
+scored, and paired, on the images both could read (``scored_difference`` says how they differ).
+
 CI outputs: :func:`to_junit` (JUnit XML, one test case per model/protocol/subset/metric) and
 :func:`to_markdown` (a summary for ``$GITHUB_STEP_SUMMARY``); docs/ci.md has the recipe.
 """
@@ -33,9 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from inceval import stats
 from inceval.errors import InceValError
-from inceval.store import RunReader, Score, images_difference
+from inceval.store import RunReader, Score, images_difference, scored_difference
 
 DEFAULT_MAX_ERROR_DELTA = 0.05
 # Deltas come from differences of exact fractions; this only absorbs float rounding.
@@ -131,6 +137,7 @@ class Comparison:
     images_difference: str | None
     ignore_missing: bool
     alpha: float | None = None
+    scored_difference: str | None = None
     changes: list[EntryChange] = field(default_factory=list)
     missing_from_current: list[tuple[str, str]] = field(default_factory=list)
     new_in_current: list[tuple[str, str]] = field(default_factory=list)
@@ -144,6 +151,15 @@ class Comparison:
         if self.alpha is not None:
             rule += f" and the rise is significant (exact McNemar p < {self.alpha:g})"
         return rule
+
+    @property
+    def scored_on(self) -> str:
+        """Which images each run was scored on, in words."""
+        if self.images_difference is not None:
+            return "each run's own readable images (different image lists)"
+        if self.scored_difference is not None:
+            return "the images both runs could read"
+        return "the same images"
 
     @property
     def regressions(self) -> int:
@@ -165,6 +181,8 @@ class Comparison:
             "current": _run_summary(self.current),
             "same_images": self.images_difference is None,
             "images_difference": self.images_difference,
+            "scored_difference": self.scored_difference,
+            "scored_on": self.scored_on,
             "max_error_delta_pp": self.max_error_delta,
             "alpha": self.alpha,
             "rule": f"regression when {self.rule}",
@@ -191,6 +209,7 @@ def _run_summary(run: RunReader) -> dict[str, Any]:
         "fingerprint": run.fingerprint,
         "images": run.num_images,
         "non_blacklisted": int((~run.blacklisted).sum()),
+        "images_unreadable": run.num_unreadable,
         "inceval_version": run.manifest.get("inceval_version"),
     }
 
@@ -211,15 +230,18 @@ def compare_runs(
         baseline: the reference run.
         current: the run under test.
         max_error_delta: largest allowed rise of any error, in percentage points (>= 0).
-        allow_different_images: compare even when the runs' images, labels or blacklist differ.
+        allow_different_images: compare even when the runs' images, labels or blacklist differ,
+            or when runs of the same images could not read the same ones (both are then scored
+            on the images both could read).
         ignore_missing: do not count baseline entries absent from ``current`` as regressions.
         allow_incomplete: score unfinished prediction files on the rows written so far.
         alpha: significance level in (0, 1); a rise past the threshold is then a regression only
             when its exact McNemar p-value is below ``alpha``. None: the threshold alone.
 
     Raises:
-        InceValError: different images (unless allowed), a negative threshold, an alpha outside
-            (0, 1) or without paired images, or an unreadable or incomplete prediction file.
+        InceValError: different images or different unreadable images (unless allowed), a
+            negative threshold, an alpha outside (0, 1) or without paired images, or an
+            unreadable, damaged or incomplete prediction file.
     """
     started = time.monotonic()
     if not max_error_delta >= 0:
@@ -234,15 +256,25 @@ def compare_runs(
     if how and alpha is not None:
         raise InceValError(f"--alpha needs both runs on the same images to pair them, but {how}; "
                            "drop --alpha to compare by threshold only")
-    result = Comparison(baseline, current, max_error_delta, how, ignore_missing, alpha)
+    scored_how = None if how else scored_difference(baseline, current)
+    if scored_how and not allow_different_images:
+        raise InceValError(f"runs {baseline.run_dir} and {current.run_dir} did not score the same "
+                           f"images: {scored_how}; pass --allow-different-images to compare them "
+                           "on the images both could read")
+    # Same images: each run leaves out what either could not read. Different lists: its own.
+    both = (baseline.unreadable | current.unreadable) if how is None else None
+    result = Comparison(baseline, current, max_error_delta, how, ignore_missing, alpha,
+                        scored_difference=scored_how)
     current_entries = set(current.entries())
     baseline_entries = set(baseline.entries())
     for model, protocol in baseline.entries():
         if (model, protocol) not in current_entries:
             result.missing_from_current.append((model, protocol))
             continue
-        old = baseline.score(model, protocol, allow_incomplete=allow_incomplete)
-        new = current.score(model, protocol, allow_incomplete=allow_incomplete)
+        old = baseline.score(model, protocol, allow_incomplete=allow_incomplete,
+                             unreadable=both)
+        new = current.score(model, protocol, allow_incomplete=allow_incomplete,
+                            unreadable=both)
         old_images = stats.per_image(baseline, model, protocol, allow_incomplete=allow_incomplete)
         new_images = stats.per_image(current, model, protocol, allow_incomplete=allow_incomplete)
         paired = how is None and len(old_images.top1_correct) == len(new_images.top1_correct)
@@ -253,10 +285,13 @@ def compare_runs(
         for before, after in zip(old, new):
             if not (before.images and after.images):
                 continue
-            old_part = _restrict(old_images, before.subset, baseline)
-            new_part = _restrict(new_images, after.subset, current)
+            old_keep = _kept(old_images, before.subset, baseline, both)
+            new_keep = _kept(new_images, after.subset, current, both)
+            if paired:  # both on the images both scored
+                old_keep = new_keep = old_keep & new_keep
             result.changes.append(_change(before, after, max_error_delta, alpha,
-                                          old_part, new_part, paired))
+                                          old_images.subset(old_keep),
+                                          new_images.subset(new_keep), paired))
     result.new_in_current = [e for e in current.entries() if e not in baseline_entries]
     result.elapsed_s = time.monotonic() - started
     # The JUnit schema's timestamp has no zone designator; this is UTC.
@@ -264,11 +299,16 @@ def compare_runs(
     return result
 
 
-def _restrict(vectors: stats.PerImage, subset: str, run: RunReader) -> stats.PerImage:
-    """The images of ``subset`` ("all" or "non-blacklisted", by the run's own blacklist)."""
-    if subset == "all":
-        return vectors
-    return vectors.subset(~run.blacklisted[: len(vectors.top1_correct)])
+def _kept(vectors: stats.PerImage, subset: str, run: RunReader,
+          left_out: np.ndarray | None) -> np.ndarray:
+    """(n,) bool: the scored images of ``subset`` ("all" or "non-blacklisted", by the run's own
+    blacklist) among the rows ``vectors`` cover, less those in ``left_out``."""
+    keep = vectors.scored_mask.copy()
+    if subset != "all":
+        keep &= ~run.blacklisted[: len(keep)]
+    if left_out is not None:
+        keep &= ~left_out[: len(keep)]
+    return keep
 
 
 def _change(before: Score, after: Score, threshold: float, alpha: float | None,
@@ -378,6 +418,9 @@ def to_markdown(result: Comparison) -> str:
            f"Regression when {result.rule}.", ""]
     if result.images_difference:
         out += [f"Warning: {result.images_difference}; compared anyway (no paired counts).", ""]
+    if result.scored_difference:
+        out += [f"Note: {result.scored_difference}; both runs scored on the images both could "
+                "read.", ""]
     out += ["| Model | Protocol | Subset | Metric | Images | Baseline % | Current % | Change pp "
             "| Turned wrong | Turned right | p (McNemar) | Status |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]

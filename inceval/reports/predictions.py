@@ -2,7 +2,8 @@
 
 Rows come from the stored probabilities; no model runs. Top-k lists are ordered by probability,
 ties by class index (a display order only: the errors use the pessimistic tie rule of
-:mod:`inceval.engine.metrics`, and ``correct`` here follows that rule too).
+:mod:`inceval.engine.metrics`, and ``correct`` here follows that rule too). Images the run could
+not read (images.csv ``error`` column) have no prediction and are not listed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class ImagePrediction:
 
 def image_predictions(run: Any, model: str, protocol: str, *, top: int = 5,
                       wrong_only: bool = False, limit: int | None = None) -> list[ImagePrediction]:
-    """The top-``top`` classes of every image (or of the top-1 mistakes) of one prediction file.
+    """The top-``top`` classes of every readable image (or of the top-1 mistakes) of one
+    prediction file; unreadable images are skipped.
 
     Args:
         run: a :class:`inceval.store.RunReader`.
@@ -61,16 +63,20 @@ def image_predictions(run: Any, model: str, protocol: str, *, top: int = 5,
         raise InceValError(f"--limit must be at least 1, got {limit}")
     images = run.images
     labels = run.labels
+    unreadable = run.unreadable
     rows: list[ImagePrediction] = []
     for start, block in run.iter_chunks(model, protocol):
-        block_labels = labels[start:start + block.shape[0]]
+        indices = np.arange(start, start + block.shape[0])
+        readable = ~unreadable[indices]
+        block, indices = block[readable], indices[readable]
+        block_labels = labels[indices]
         right1 = topk_correct(block, block_labels, 1)
         rightk = topk_correct(block, block_labels, top)
         order = np.argsort(-block, axis=1, kind="stable")[:, :top]
         for offset in range(block.shape[0]):
             if wrong_only and right1[offset]:
                 continue
-            i = start + offset
+            i = int(indices[offset])
             rows.append(ImagePrediction(
                 int(images["index"].iloc[i]), str(images["path"].iloc[i]), int(labels[i]),
                 bool(images["blacklisted"].iloc[i]),

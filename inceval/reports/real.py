@@ -10,7 +10,8 @@ k unacceptable classes have a probability at least that of the best acceptable c
 of one class this is exactly the rule of the standard errors.
 
 Nothing here runs a model: the stored per-image probabilities are rescored against the bundled
-labels (inceval/labelsets/SOURCES.md).
+labels (inceval/labelsets/SOURCES.md). Images the run could not read (images.csv ``error``
+column) are left out and counted apart from the images without a ReaL label.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RealScore:
         top5_error: percent.
         top1_wrong, top5_wrong: images counted wrong.
         top1_tie_dependent, top5_tie_dependent: of those, images wrong only because of a tie.
+        unreadable: images of the run left out because they could not be read (not counted in
+            ``excluded``).
     """
 
     model: str
@@ -52,10 +55,14 @@ class RealScore:
     top5_wrong: int = 0
     top1_tie_dependent: int = 0
     top5_tie_dependent: int = 0
+    unreadable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (``unreadable`` only when not 0)."""
+        record = asdict(self)
+        if not self.unreadable:
+            del record["unreadable"]
+        return record
 
 
 def real_sets_of_paths(paths: Sequence[str], where: str) -> list[frozenset[int]]:
@@ -104,34 +111,43 @@ def _rivals(probs: np.ndarray, sets: Sequence[frozenset[int]]) -> tuple[np.ndarr
 
 
 def real_score(chunks: Iterable[tuple[int, np.ndarray]], sets: Sequence[frozenset[int]],
-               model: str, protocol: str) -> RealScore:
+               model: str, protocol: str, unreadable: np.ndarray | None = None) -> RealScore:
     """Score row blocks ``(start, probabilities)`` against per-row ReaL sets.
+
+    Rows where ``unreadable`` (N,) is True are left out and counted in ``RealScore.unreadable``.
 
     Raises:
         InceValError: no image of the run has a ReaL label.
     """
     correct = {k: 0 for k in REAL_KS}
     tie_dependent = {k: 0 for k in REAL_KS}
-    scored = excluded = 0
+    scored = excluded = left_out = 0
     for start, block in chunks:
         rows = list(range(start, start + block.shape[0]))
+        if unreadable is not None:
+            readable = [row for row in rows if not unreadable[row]]
+            left_out += len(rows) - len(readable)
+            rows = readable
         keep = [i for i, row in enumerate(rows) if sets[row]]
         excluded += len(rows) - len(keep)
         if not keep:
             continue
-        at_least, above = _rivals(block[keep], [sets[rows[i]] for i in keep])
+        at_least, above = _rivals(block[[rows[i] - start for i in keep]],
+                                  [sets[rows[i]] for i in keep])
         for k in REAL_KS:
             right, right_if_optimistic = at_least < k, above < k
             correct[k] += int(right.sum())
             tie_dependent[k] += int((right_if_optimistic & ~right).sum())
         scored += len(keep)
     if scored == 0:
-        raise InceValError(f"no image of {model}/{protocol} has a ReaL label (all {excluded} "
-                           "have an empty set); nothing to score")
+        why = (f"{excluded} have an empty set and {left_out} could not be read" if left_out
+               else f"all {excluded} have an empty set")
+        raise InceValError(f"no image of {model}/{protocol} has a ReaL label ({why}); nothing "
+                           "to score")
     wrong = {k: scored - correct[k] for k in REAL_KS}
     return RealScore(model, protocol, scored, excluded, 100.0 * wrong[1] / scored,
                      100.0 * wrong[5] / scored, wrong[1], wrong[5], tie_dependent[1],
-                     tie_dependent[5])
+                     tie_dependent[5], left_out)
 
 
 def score_run_real(run: Any, *, allow_incomplete: bool = False) -> list[RealScore]:
@@ -144,6 +160,7 @@ def score_run_real(run: Any, *, allow_incomplete: bool = False) -> list[RealScor
         raise InceValError(f"run {run.run_dir} holds {run.dataset} images; ReaL labels are for the "
                            "ILSVRC-2012 validation images only: drop --real for it")
     sets = real_sets_of_paths(run.images["path"].tolist(), f"run {run.run_dir}")
+    unreadable = run.unreadable if run.num_unreadable else None
     return [real_score(run.iter_chunks(model, protocol, allow_incomplete=allow_incomplete), sets,
-                       model, protocol)
+                       model, protocol, unreadable)
             for model, protocol in run.entries()]

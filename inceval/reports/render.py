@@ -8,6 +8,9 @@ machine column of the frames.
 When a table carries intervals (``build_tables(ci=True)``), each error is followed by its 95%
 interval "[low, high]" and each reference difference by whether the reference value lies inside
 that interval ("yes"/"no"). The differences table (``build_differences``) has columns of its own.
+
+The Images column counts the images scored; a run with unreadable images says how many beside its
+name, and the tables' notes say which rows left them out.
 """
 
 from __future__ import annotations
@@ -152,10 +155,16 @@ def _records(table: ReportTable) -> list[dict[str, Any]]:
     return table.frame.to_dict(orient="records")
 
 
+def run_heading(run: RunInfo) -> str:
+    """"tf (20 images)", or "tf (20 images, 2 unreadable)" for a run with unreadable images."""
+    unreadable = f", {run.images_unreadable:,} unreadable" if run.images_unreadable else ""
+    return f"{run.label} ({run.images:,} images{unreadable})"
+
+
 def to_markdown(tables: Sequence[ReportTable], runs: Sequence[RunInfo]) -> str:
     """GitHub-flavoured Markdown: one section per table, notes as a list below it."""
     several = len(runs) > 1
-    out = [f"Runs: {', '.join(f'{r.label} ({r.images:,} images)' for r in runs)}. "
+    out = [f"Runs: {', '.join(run_heading(r) for r in runs)}. "
            f"Errors in %, differences in percentage points; ties count as wrong ({TIE_RULE}).",
            ""]
     for table in tables:

@@ -26,6 +26,11 @@ lies in our interval. Differences between two measurements on the same images (a
 crops against its 1 crop, an ensemble against its best member) are in a separate table,
 :func:`build_differences`, with paired bootstrap intervals. ``calibration=True`` adds the
 negative log-likelihood and expected calibration error of each row (:mod:`inceval.stats`).
+
+Unreadable images (a run's images.csv ``error`` column) are left out of every row and every
+difference; ``images`` counts the scored ones. When any row left some out, every frame gets
+:data:`UNREADABLE_COLUMNS` and each table a note such as "49,998 scored, 2 unreadable"; runs whose
+every image was read give the same tables as before unreadable images were recorded.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from inceval import stats
 from inceval.engine.metrics import TIE_RULE
 from inceval.errors import InceValError
 from inceval.reports import paper as paper_data
-from inceval.store import RunReader, Score, images_difference
+from inceval.store import ERROR_COLUMN, IMAGES, RunReader, Score, images_difference
 
 TABLE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "1": ("1", "1-slim"),
@@ -66,6 +71,8 @@ PAPER_CI_COLUMNS = ("delta_top1_ci_low", "delta_top1_ci_high", "delta_top5_ci_lo
                     "delta_top5_ci_high", "paper_top1_inside", "paper_top5_inside")
 # Added with ``calibration=True``: NLL (nats per image) and ECE (percent).
 CALIBRATION_COLUMNS = ("nll", "ece")
+# Added when a row left out unreadable images: images scored (= ``images``) and left out.
+UNREADABLE_COLUMNS = ("images_scored", "images_unreadable")
 # Columns of the differences table (:func:`build_differences`), one row per metric.
 DIFFERENCE_COLUMNS = (
     "run", "model", "protocol", "comparison", "against", "subset", "metric", "images", "error",
@@ -102,13 +109,25 @@ class ReportTable:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """A run as the report names it."""
+    """A run as the report names it.
+
+    Attributes:
+        label: the run's name in the tables.
+        run_dir: its directory.
+        fingerprint: ``data.fingerprint``.
+        images: images in the run, unreadable ones included.
+        non_blacklisted: of those, the images not blacklisted.
+        images_scored: images that could be read (scored).
+        images_unreadable: images that could not be read (never scored).
+    """
 
     label: str
     run_dir: str
     fingerprint: str
     images: int
     non_blacklisted: int
+    images_scored: int
+    images_unreadable: int
 
 
 def run_labels(runs: Sequence[RunReader]) -> list[str]:
@@ -122,7 +141,8 @@ def describe_runs(runs: Sequence[RunReader]) -> list[RunInfo]:
     """Label, path, fingerprint and image counts of each run."""
     return [
         RunInfo(label, str(run.run_dir), run.fingerprint, run.num_images,
-                int((~run.blacklisted).sum()))
+                int((~run.blacklisted).sum()), run.num_images - run.num_unreadable,
+                run.num_unreadable)
         for run, label in zip(runs, run_labels(runs))
     ]
 
@@ -197,6 +217,8 @@ def build_tables(runs: Sequence[RunReader], *, paper: bool = True,
         columns += [*CI_COLUMNS, *PAPER_CI_COLUMNS]
     if calibration:
         columns += list(CALIBRATION_COLUMNS)
+    if any(row["images_unreadable"] for rows in measured.values() for row in rows):
+        columns += list(UNREADABLE_COLUMNS)
     tables = [table for table in (_table(key, rows, paper, columns)
                                   for key, rows in measured.items())
               if table is not None]
@@ -248,7 +270,8 @@ def _real_rows(runs: Sequence[RunReader], ci: bool, confidence: float,
             row = _row(base, Score(score.model, score.protocol, version, "all", score.images,
                                    score.top1_error, score.top5_error, score.top1_wrong,
                                    score.top5_wrong, score.top1_tie_dependent,
-                                   score.top5_tie_dependent), reference)
+                                   score.top5_tie_dependent, unreadable=score.unreadable),
+                       reference)
             row["_order"] = (run_index, _protocol_rank(score.protocol), score.model)
             if ci:
                 _add_intervals(row, confidence)
@@ -296,7 +319,8 @@ def build_differences(runs: Sequence[RunReader], *, allow_incomplete: bool = Fal
 
     The interval is :func:`inceval.stats.paired_bootstrap` (``resamples`` resamples of the images,
     numpy generator seeded with ``seed``); ``p_value`` is the exact McNemar test of the images
-    only one side gets wrong.
+    only one side gets wrong. Pairs cover the images every side could read: an image unreadable
+    on either side is left out of the row (its ``images`` count says how many remain).
 
     Returns:
         A table with key "differences" and columns :data:`DIFFERENCE_COLUMNS`, or None when no
@@ -328,6 +352,9 @@ def build_differences(runs: Sequence[RunReader], *, allow_incomplete: bool = Fal
                 elif problems:
                     notes.append(f"{label} {model} {protocol}: no ensemble - best member row, "
                                  "since not every member could be compared.")
+    if rows and any(run.num_unreadable for run in runs):
+        notes.append(f"Unreadable images (listed in {IMAGES}, column {ERROR_COLUMN}) are left "
+                     "out: each row pairs the images both sides could read.")
     if not rows and not notes and not keep_empty:
         return None
     frame = pd.DataFrame([[r.get(c) for c in DIFFERENCE_COLUMNS] for r in rows],
@@ -367,6 +394,17 @@ def _difference_rows(label: str, model: str, protocol: str, comparison: str,
                      others: dict[str, stats.PerImage], resamples: int, seed: int,
                      confidence: float) -> list[dict[str, Any]]:
     rows = []
+    if any(len(v.top1_correct) != len(ours.top1_correct) for v in others.values()):
+        return rows
+    # Pairs need both sides: only images every side could read are compared.
+    keep = ours.scored_mask.copy()
+    for vectors in others.values():
+        keep &= vectors.scored_mask
+    if not keep.any():
+        return rows
+    if not keep.all():
+        ours = ours.subset(keep)
+        others = {name: vectors.subset(keep) for name, vectors in others.items()}
     for k in (1, 5):
         wrong = ~ours.correct(k)
         if against is None:  # the best member of this metric
@@ -374,8 +412,6 @@ def _difference_rows(label: str, model: str, protocol: str, comparison: str,
         else:
             name = against
         other_wrong = ~others[name].correct(k)
-        if len(other_wrong) != len(wrong):
-            continue
         result = stats.paired_bootstrap(wrong, other_wrong, resamples=resamples, seed=seed,
                                         confidence=confidence)
         rows.append({
@@ -465,7 +501,7 @@ def _row(base: dict[str, Any], score: Score,
         top1_wrong=score.top1_wrong, top5_wrong=score.top5_wrong,
         top1_tie_dependent=score.top1_tie_dependent, top5_tie_dependent=score.top5_tie_dependent,
         complete=score.complete, reference=None, paper_top1=None, paper_top5=None,
-        footnote=None,
+        footnote=None, images_scored=score.images, images_unreadable=score.unreadable,
     )
     if isinstance(reference, paper_data.Checkpoint):
         row.update(reference=reference.weights, paper_top1=reference.top1_error,
@@ -484,6 +520,17 @@ def _delta(ours: float | None, theirs: float | None) -> float | None:
     if ours is None or theirs is None or math.isnan(ours):
         return None
     return ours - theirs
+
+
+def _unreadable_notes(measured: pd.DataFrame) -> list[str]:
+    """One note per run (and distinct count) whose rows left out unreadable images."""
+    if "images_unreadable" not in measured.columns:
+        return []
+    seen = dict.fromkeys((row["run"], int(row["images"]), int(row["images_unreadable"]))
+                         for _, row in measured.iterrows() if row["images_unreadable"])
+    return [f"Unreadable: run {run}: {scored:,} scored, {unreadable:,} unreadable (listed in "
+            f"{IMAGES}, column {ERROR_COLUMN}); they are neither right nor wrong."
+            for run, scored, unreadable in seen]
 
 
 def _reference_rows(key: str) -> list[dict[str, Any]]:
@@ -580,6 +627,7 @@ def _notes(key: str, frame: pd.DataFrame, expected: int | None, subset: str,
     if len(partial):
         notes.append(f"Partial: {len(partial)} row(s) were scored on an unfinished prediction "
                      "file (only the rows written so far).")
+    notes += _unreadable_notes(measured)
     if paper:
         for name in dict.fromkeys(f for f in frame["footnote"] if f):
             notes.append(f"({name}) {values.footnotes[name]}")

@@ -6,7 +6,6 @@ and `ensemble` on it. None may print a traceback, exit 1 (reserved for regressio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from inceval.cli import main
 from inceval.store import RunReader
 from tests.fixtures.factory import random_probs, write_run
+from tests.fixtures.unreadable import identity_sha256, mark_unreadable, nan_rows
 
 LABELS = [3, 1, 4, 1, 5, 9, 2, 6]
 
@@ -35,10 +35,34 @@ def _edit_manifest(run: Path, change: Callable[[dict], None]) -> None:
 
 
 def _rewrite_images(run: Path, text: str) -> None:
-    """Replace images.csv and fix its sha256 in the manifest, as a careless tool would."""
+    """Replace images.csv and fix its sha256 in the manifest (the sha256 of the text without its
+    ``error`` column, as the store computes it), as a careless tool would."""
     (run / "images.csv").write_text(text)
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = identity_sha256(text)
     _edit_manifest(run, lambda m: m.update(images_sha256=digest))
+
+
+def _error_column(run: Path, change: Callable[[list[str]], list[str]]) -> None:
+    """Rewrite the last (error) cell of every data line of images.csv; sha fixed."""
+    mark_unreadable(run, {})  # the column exists (empty) from here on
+    lines = (run / "images.csv").read_text().splitlines()
+    cells = [line.rsplit(",", 1)[1] for line in lines[1:]]
+    _rewrite_images(run, "\n".join([lines[0]] + [line.rsplit(",", 1)[0] + "," + cell
+                                                  for line, cell in zip(lines[1:], change(cells))])
+                    + "\n")
+
+
+def _swap_last_columns(run: Path) -> None:
+    """Put the error column before 'blacklisted' in images.csv; sha fixed."""
+    mark_unreadable(run, {})
+    lines = (run / "images.csv").read_text().splitlines()
+    _rewrite_images(run, "".join(",".join([*cells[:3], cells[4], cells[3]]) + "\n"
+                                 for cells in (line.split(",") for line in lines)))
+
+
+def _unreadable(images: dict, count: int | None = None) -> Callable[[dict], None]:
+    return _set({"count": len(images) if count is None else count, "images": images},
+                "unreadable")
 
 
 def _drop(*keys: str) -> Callable[[dict], None]:
@@ -113,6 +137,57 @@ CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("images.csv changed, sha kept",
      lambda r: (r / "images.csv").write_text((r / "images.csv").read_text().replace(",3,0", ",2,0")),
      "images.csv was changed after the run"),
+    # Unreadable images (issue 8): the error column and manifest["unreadable"] must agree.
+    ("error column marks an image the manifest does not list",
+     lambda r: _error_column(r, lambda c: c[:2] + ["file is empty"] + c[3:]),
+     "images.csv: column 'error' marks image 2 unreadable but manifest.json does not list it"),
+    ("manifest lists an image the error column does not mark",
+     lambda r: (mark_unreadable(r, {2: "file is empty"}),
+                _edit_manifest(r, _unreadable({"2": "file is empty",
+                                               "5": "not a readable image"}))),
+     "manifest.json lists image 5 as unreadable (key 'unreadable.images') but column 'error' "
+     "does not mark it"),
+    ("reasons differ",
+     lambda r: (mark_unreadable(r, {2: "file is empty"}),
+                _edit_manifest(r, _unreadable({"2": "not a readable image"}))),
+     "column 'error' of image 2 differs from manifest.json key 'unreadable.images.2'"),
+    ("manifest lists unreadable images, images.csv has no error column",
+     lambda r: (mark_unreadable(r, {}),
+                _rewrite_images(r, "".join(line.rsplit(",", 1)[0] + "\n" for line in
+                                           (r / "images.csv").read_text().splitlines())),
+                _edit_manifest(r, _unreadable({"2": "file is empty"}))),
+     "images.csv: it has no column 'error' but manifest.json lists 1 unreadable image(s)"),
+    ("error column not last",
+     lambda r: _swap_last_columns(r), "images.csv: column 'error' is not the last column"),
+    ("unreadable count disagrees",
+     lambda r: (mark_unreadable(r, {2: "file is empty"}),
+                _edit_manifest(r, _unreadable({"2": "file is empty"}, count=3))),
+     "key 'unreadable.count' is 3 but 'unreadable.images' lists 1 image(s)"),
+    ("unreadable index out of range",
+     lambda r: _edit_manifest(r, _unreadable({"8": "file is empty"})),
+     "key 'unreadable.images.8' is not an image index (0..7)"),
+    ("unreadable index not a number",
+     lambda r: _edit_manifest(r, _unreadable({"02": "file is empty"})),
+     "key 'unreadable.images.02' is not an image index (0..7)"),
+    ("unreadable reason not a string",
+     lambda r: _edit_manifest(r, _unreadable({"2": 404})),
+     "key 'unreadable.images.2' should be the reason the image could not be read, not an "
+     "integer"),
+    ("unreadable reason empty",
+     lambda r: _edit_manifest(r, _unreadable({"2": " "})),
+     "key 'unreadable.images.2' should be the reason the image could not be read, not an empty "
+     "string"),
+    ("unreadable not an object",
+     lambda r: _edit_manifest(r, _set(["2"], "unreadable")),
+     "key 'unreadable' should be an object, not a list"),
+    ("NaN row of an image marked readable",
+     lambda r: nan_rows(r / NPY, [2, 6]),
+     f"{NPY}: rows 2, 6 hold NaN but images.csv marks them readable; the run directory is "
+     "damaged"),
+    ("NaN row beside a marked unreadable image",
+     lambda r: (mark_unreadable(r, {2: "file is empty"}), nan_rows(r / NPY, [5])),
+     f"{NPY}: row 5 holds NaN but images.csv marks it readable; the run directory is "
+     "damaged"),
 ]
 
 

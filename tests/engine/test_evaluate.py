@@ -185,19 +185,20 @@ def test_models_of_one_input_size_share_rendered_views(tmp_path: Path, colour_da
 def _counting_loader(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the views the loader really renders (images x views of every batch)."""
     rendered: list[int] = []
-    make = evaluate_module._loader
+    make = evaluate_module._segment_source
 
     def loader(*args, **kwargs):
         source = make(*args, **kwargs)
 
-        def counted(paths, views, batch_size):
-            for batch in source(paths, views, batch_size):
-                rendered.append(int(batch.views.shape[0] * batch.views.shape[1]))
+        def counted(group, segments, known_bad):
+            for batch in source(group, segments, known_bad):
+                if batch.views is not None:
+                    rendered.append(int(batch.views.shape[0] * batch.views.shape[1]))
                 yield batch
 
         return counted
 
-    monkeypatch.setattr(evaluate_module, "_loader", loader)
+    monkeypatch.setattr(evaluate_module, "_segment_source", loader)
     return rendered
 
 
@@ -321,8 +322,8 @@ def test_progress_reports_reach_the_totals(tmp_path: Path, colour_data, orders) 
     assert sorted({r.chunk for r in reports}) == [0, 1, 2] and reports[-1].chunks == 3
 
 
-def test_undecodable_image_stops_the_run_and_keeps_earlier_rows(tmp_path: Path, colour_data,
-                                                                orders) -> None:
+def test_strict_run_stops_at_an_undecodable_image_and_keeps_finished_chunks(
+        tmp_path: Path, colour_data, orders) -> None:
     dataset = _load(colour_data, limit=10)
     bad = dataset.root / dataset.records[7].path
     original = bad.read_bytes()
@@ -333,14 +334,15 @@ def test_undecodable_image_stops_the_run_and_keeps_earlier_rows(tmp_path: Path, 
         with pytest.raises(InceValError, match=dataset.records[7].path.rsplit("/", 1)[-1]):
             with writer:
                 evaluate([model], ["1"], dataset, writer, backend="torch", device="cpu",
-                         workers=0, batch_size=2)
+                         workers=0, batch_size=2, chunk_size=4, strict=True)
     finally:
         bad.write_bytes(original)
     reader = RunReader(tmp_path / "run")
     status = reader.status("colour", "1")
-    assert status.rows_written == 6 and not status.complete  # batches 0-1, 2-3, 4-5
+    assert status.rows_written == 4 and not status.complete  # chunk 0-3 done, 4-7 cut short
+    assert sorted(p.name for p in (tmp_path / "run" / "chunks").iterdir()) == ["000000.json"]
     probs = np.asarray(reader.probabilities("colour", "1", allow_incomplete=True), np.float32)
-    np.testing.assert_array_equal(probs.argmax(axis=1), colour_data.top1_predictions[:6])
+    np.testing.assert_array_equal(probs.argmax(axis=1), colour_data.top1_predictions[:4])
 
 
 def test_duplicate_model_names_are_refused(tmp_path: Path, colour_data, orders) -> None:

@@ -2,7 +2,8 @@
 
 Plain dataclasses, no drawing (:mod:`inceval.reports.plots` draws them). Errors are percentages,
 differences percentage points; top-1 correctness follows the pessimistic tie rule of
-:mod:`inceval.engine.metrics` throughout.
+:mod:`inceval.engine.metrics` throughout. Unreadable images (images.csv ``error`` column) are
+left out of every count.
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ class Reliability:
 
 def reliability_bins(vectors: stats.PerImage, label: str,
                      bins: int = stats.ECE_BINS) -> Reliability:
-    """Bin the images of ``vectors`` as :func:`inceval.stats.calibration` does for its ECE."""
+    """Bin the images of ``vectors`` as :func:`inceval.stats.calibration` does for its ECE (the
+    scored ones)."""
+    vectors = vectors.scored_only()
     conf = np.asarray(vectors.confidence, dtype=np.float64)
     hit = np.asarray(vectors.top1_correct, dtype=np.float64)
     index = np.clip(np.floor(conf * bins).astype(np.int64), 0, bins - 1)
@@ -249,9 +252,11 @@ def class_errors(run: RunReader, model: str, protocol: str, label: str, *,
     Classes are ranked by error, then by wrong images, then by index; only classes with at least
     one error are listed. A wrong image's predicted class is the most probable class other than
     its label (the tie-breaking rival when the label ties for first), lowest index on a tie.
-    Runs restricted to a class subset (ImageNet-A/R) are scored among those classes.
+    Runs restricted to a class subset (ImageNet-A/R) are scored among those classes. Unreadable
+    images are not counted.
     """
     labels = run.labels
+    unreadable = run.unreadable
     chunks = run.iter_chunks(model, protocol, allow_incomplete=allow_incomplete)
     classes = run.scored_classes
     if classes is not None:
@@ -262,13 +267,16 @@ def class_errors(run: RunReader, model: str, protocol: str, label: str, *,
     wrong: dict[int, int] = {}
     pairs: dict[tuple[int, int], int] = {}
     for start, block in chunks:
-        y = positions[start:start + block.shape[0]]
+        rows = np.arange(start, start + block.shape[0])
+        readable = ~unreadable[rows]
+        block, rows = block[readable], rows[readable]
+        y = positions[rows]
         right = topk_correct(block, y, 1)
         rival = block.copy()
         rival[np.arange(block.shape[0]), y] = -np.inf
         predicted = np.argmax(rival, axis=1)
         for offset in range(block.shape[0]):
-            true = int(labels[start + offset])
+            true = int(labels[rows[offset]])
             images[true] = images.get(true, 0) + 1
             if right[offset]:
                 continue

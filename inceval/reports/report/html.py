@@ -251,8 +251,10 @@ def _provenance(content: ReportContent) -> str:
             ("Started / finished", f"{manifest.get('started_at', '-')} / "
                                    f"{manifest.get('finished_at', '-')}"),
             ("Data", f"{data.get('root', '-')} ({info.images:,} images, "
-                     f"{info.non_blacklisted:,} not blacklisted; fingerprint "
-                     f"{info.fingerprint})"),
+                     f"{info.non_blacklisted:,} not blacklisted"
+                     + (f", {info.images_unreadable:,} unreadable" if info.images_unreadable
+                        else "")
+                     + f"; fingerprint {info.fingerprint})"),
         ]
         rows += [(f"Weights of {name}", _weights(model))
                  for name, model in (manifest.get("models") or {}).items()]
@@ -269,7 +271,7 @@ def _provenance(content: ReportContent) -> str:
 def page(content: ReportContent) -> str:
     """The whole HTML document."""
     several = len(content.runs) > 1
-    runs = ", ".join(f"{r.label} ({r.images:,} images)" for r in content.runs)
+    runs = ", ".join(render.run_heading(r) for r in content.runs)
     body = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
