@@ -2,7 +2,7 @@
 
 No decoding. Writes N synthetic JPEGs of ImageNet-like sizes and file sizes once (quality 90,
 smoothed noise, about 100 KB each; most 500x375, 375x500, 500x333 or 333x500, a share of random
-sizes), then measures images/s of
+sizes, optionally a share with EXIF), then measures images/s of
 
 * ``old``: ``pipeline.read_encoded`` + ``plan_views`` + ``_sample_args`` per image, one thread
   (what ``pipeline._Feeder`` did);
@@ -45,9 +45,23 @@ from inceval.models import get_eval_config  # noqa: E402
 COMMON_SIZES = ((500, 375), (375, 500), (500, 333), (333, 500))
 
 
-def write_images(directory: Path, count: int, random_share: float, seed: int) -> list[Path]:
-    """Write ``count`` JPEGs; ``random_share`` of them get a random size, the rest a common one."""
+def _camera_exif() -> bytes:
+    """A small EXIF block like a camera's (such files take PIL's path in the feeder)."""
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"  # Make
+    exif[0x0110] = "Model 1"  # Model
+    exif[0x0132] = "2010:01:01 12:00:00"  # DateTime
+    exif[0x011A] = 72.0  # XResolution
+    exif[0x0128] = 2  # ResolutionUnit: inch
+    return exif.tobytes()
+
+
+def write_images(directory: Path, count: int, random_share: float, exif_share: float,
+                 seed: int) -> list[Path]:
+    """Write ``count`` JPEGs; ``random_share`` of them get a random size, the rest a common one;
+    ``exif_share`` of them carry EXIF."""
     rng = np.random.default_rng(seed)
+    exif = _camera_exif()
     # A few textures of lightly smoothed noise: JPEG files about the size of ImageNet's.
     textures = [
         Image.fromarray(rng.integers(0, 256, (640, 640, 3), dtype=np.uint8))
@@ -63,7 +77,8 @@ def write_images(directory: Path, count: int, random_share: float, seed: int) ->
         texture = textures[index % len(textures)]
         x, y = int(rng.integers(0, 641 - width)), int(rng.integers(0, 641 - height))
         path = directory / f"{index:06d}.JPEG"
-        texture.crop((x, y, x + width, y + height)).save(path, quality=90)
+        extra = {"exif": exif} if rng.random() < exif_share else {}
+        texture.crop((x, y, x + width, y + height)).save(path, quality=90, **extra)
         paths.append(path)
     return paths
 
@@ -85,21 +100,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--random-share", type=float, default=0.1,
                         help="share of images with a random size (size-cache misses)")
+    parser.add_argument("--exif-share", type=float, default=0.0,
+                        help="share of images with EXIF (read through PIL, not by hand)")
     parser.add_argument("--protocols", nargs="+", default=["1", "12", "144"])
     parser.add_argument("--threads", type=int, nargs="+", default=None,
-                        help="feeder thread counts (0 = calling thread); default 0 1 2 and "
+                        help="feeder thread counts (0 = calling thread); default 0 1 2 4 and "
                              "default_threads()")
     parser.add_argument("--read-ahead", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    threads = args.threads or sorted({0, 1, 2, default_threads()})
+    threads = args.threads or sorted({0, 1, 2, 4, default_threads()})
 
     config = get_eval_config("v3")
     load_at_start = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_images(Path(tmp), args.images, args.random_share, args.seed)
+        paths = write_images(Path(tmp), args.images, args.random_share, args.exif_share,
+                             args.seed)
         file_bytes = sum(p.stat().st_size for p in paths)
         distinct_sizes = len({Image.open(p).size for p in paths})
         for name in args.protocols:
@@ -141,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 "feeder per run; best of `repeats` runs",
         "targets_images_per_s": {"1": 10000, "144": 1000},
         "settings": {"images": args.images, "random_share": args.random_share,
+                     "exif_share": args.exif_share,
                      "distinct_sizes": distinct_sizes,
                      "mean_file_bytes": round(file_bytes / len(paths)),
                      "read_ahead": args.read_ahead, "repeats": args.repeats,

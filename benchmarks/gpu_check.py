@@ -108,6 +108,7 @@ class Context:
     models: list[str]
     input_size: int | None
     work_dir: Path
+    numerics_protocol: str | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     numerics_sound: dict[str, dict[str, bool]] = field(default_factory=dict)
     best: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -147,7 +148,7 @@ def sync(device: torch.device) -> None:
 
 def timed(step: Callable[[], Any], device: torch.device, min_seconds: float,
           min_iters: int = 2) -> tuple[int, float]:
-    """Repeat ``step`` until ``min_seconds`` and ``min_iters`` are both reached: (iters, seconds)."""
+    """Repeat ``step`` for ``min_seconds`` and ``min_iters`` at least: (iters, seconds)."""
     sync(device)
     start = time.perf_counter()
     iters = 0
@@ -228,9 +229,10 @@ def dataset_of(ctx: Context, count: int) -> Any:
     from inceval.data.datasets import load_val_dataset
 
     folder = ctx.work_dir / "images"
-    paths = write_synthetic_jpegs(folder, count)
-    labels = ctx.work_dir / f"labels_{count}.txt"
-    labels.write_text("".join(f"{p.name} {i % 1000}\n" for i, p in enumerate(paths)))
+    write_synthetic_jpegs(folder, count)
+    present = sorted(folder.glob("*.JPEG"))  # earlier sections may have written more
+    labels = ctx.work_dir / "labels.txt"
+    labels.write_text("".join(f"{p.name} {i % 1000}\n" for i, p in enumerate(present)))
     return load_val_dataset(folder, layout="list", labels_file=labels, limit=count)
 
 
@@ -311,14 +313,15 @@ def rss_mib() -> float | None:
 
 @contextlib.contextmanager
 def counting_pipeline_builds() -> Iterator[list[int]]:
-    """Count ``nvidia.dali.Pipeline.build`` calls inside the block (one item per call)."""
+    """Count DALI pipelines built inside the block (one item per ``Pipeline.build`` that builds)."""
     from nvidia.dali.pipeline import Pipeline
 
     calls: list[int] = []
     original = Pipeline.build
 
     def build(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
+        if not getattr(self, "_built", False):  # run() and the iterators call build() again
+            calls.append(1)
         return original(self, *args, **kwargs)
 
     Pipeline.build = build
@@ -373,7 +376,7 @@ def section_numerics(ctx: Context) -> dict[str, Any]:
     """Each variant's softmax on the device against CPU float32 of the same weights."""
     from inceval.data.reference import normalize
 
-    protocol = "1" if ctx.quick or ctx.dry_run else "12"
+    protocol = ctx.numerics_protocol or ("1" if ctx.quick or ctx.dry_run else "12")
     rows, scales = [], {}
     for name in ctx.models:
         ctx.need(15, f"numerics of {name}")
@@ -419,7 +422,8 @@ def section_numerics(ctx: Context) -> dict[str, Any]:
     summary = (f"{len(rows)} variants; worst {worst['model']} {worst['variant']}: "
                f"max abs dp {worst['max_abs_prob_diff']:.2e}, top-1 "
                f"{worst['top1_agreement_views']:.3f}" if worst else "")
-    return {"protocol": protocol, "reference": "CPU float32, BN folded, channels_last (the run's form)",
+    return {"protocol": protocol,
+            "reference": "CPU float32, BN folded, channels_last (the run's form)",
             "classifier_scale": scales, "target_logit_std": TARGET_LOGIT_STD, "rows": rows,
             "summary": summary}
 
@@ -951,6 +955,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated (default v3,v4,irv2; --quick v3)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="model input side (default the models' own; --dry-run 75)")
+    parser.add_argument("--numerics-protocol", default=None,
+                        help="crop protocol of the numerics section (default 12; --quick and "
+                             "--dry-run 1)")
     parser.add_argument("--sections", default=None,
                         help=f"comma-separated subset of {','.join(s[0] for s in SECTIONS)}")
     parser.add_argument("--out", type=Path, default=None, help="output JSON file")
@@ -985,7 +992,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="inceval-gpu-check-") as work:
         ctx = Context(device, args.dry_run, args.quick, time.monotonic() + budget, models,
-                      input_size, Path(work))
+                      input_size, Path(work), args.numerics_protocol)
         sections = {name: run_section(ctx, name, function, least)
                     for name, function, least in SECTIONS if name in chosen}
     exit_status, verdict = judge(sections, ctx.incomplete, args.dry_run)
@@ -1003,6 +1010,8 @@ def main(argv: list[str] | None = None) -> int:
         "device_description": description,
         "models": models,
         "input_size": input_size,
+        "command": " ".join(["benchmarks/gpu_check.py",
+                             *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_info(),
         "sections": sections,
         "checks": ctx.checks,

@@ -123,6 +123,14 @@ def check_name(kind: str, name: str) -> str:
 # Small file helpers: every failure becomes a one-line InceValError naming the file.
 
 
+def resume_command(manifest: Mapping[str, Any]) -> str:
+    """The command that continues a run: the command line it recorded, with ``--resume``."""
+    command = manifest.get("command")
+    if not isinstance(command, str) or not command.startswith("inceval run"):
+        return "the inceval run command that made it, with --resume"
+    return command if " --resume" in f" {command}" else f"{command} --resume"
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -134,7 +142,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise InceValError(f"cannot write {path}: {exc.strerror or exc}; free space or fix "
-                           "permissions, then resume the run") from exc
+                           "permissions") from exc
 
 
 def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
@@ -673,7 +681,8 @@ class RunWriter:
         missing = [n for n in range(count) if n not in markers]
         if missing:
             raise InceValError(f"{self._run_dir}: chunk {missing[0]} of {count} is not done "
-                               f"({len(missing)} missing); resume the run to compute them")
+                               f"({len(missing)} missing); compute them with "
+                               f"{resume_command(self._manifest)}")
         self._record_chunk_progress(markers)
         for files in self._manifest["predictions"].values():
             for entry in files.values():
@@ -1061,8 +1070,8 @@ class RunReader:
         status = self.status(model, protocol)
         if not status.complete and not allow_incomplete:
             raise InceValError(f"{status.path} is incomplete ({status.rows_written} of "
-                               f"{status.num_rows} rows written); resume the run to finish it, "
-                               "or allow incomplete results")
+                               f"{status.num_rows} rows written); finish it with "
+                               f"{resume_command(self._manifest)}, or allow incomplete results")
         try:
             with open(status.path, "rb") as handle:
                 magic = handle.read(6)

@@ -21,7 +21,7 @@ from inceval.errors import InceValError
 DEFAULT_MAX_SLOWDOWN = 0.2
 # Settings that change the work behind one view; results that differ in one are not comparable.
 COMPARED_SETTINGS = ("dtype", "backend", "batch_size", "max_views_per_forward", "workers",
-                     "compile")
+                     "threads", "compile", "tf32")
 
 Key = tuple[str, str, str]
 

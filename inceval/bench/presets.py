@@ -3,9 +3,12 @@
 ``ci``: the throughput gate of ``.ci/run``. Inception-v3 at a reduced input size (107 pixels, a
 tenth of the 299-pixel MACs) with random weights, the bundled photographs, the CPU, 1 and 12
 crops, the model alone and end to end. It takes well under a minute on a 2-core CPU, so CI can
-run it after the tests; its baseline is ``results/bench/ci_baseline.json``, regenerated with::
+run it after the tests. One torch thread: with two, a busy neighbour on a 2-core machine stalls
+every parallel op at its barrier, which slows a network of many small ops far more than the
+reference workload, and normalising stops working (measured: see docs/bench.md). Its baseline
+is ``results/bench/ci_baseline.json``, made by :mod:`inceval.bench.gate`::
 
-    inceval bench --preset ci --json results/bench/ci_baseline.json
+    python -m inceval.bench.gate --runs 3 --out results/bench/ci_baseline.json
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ class Preset:
 PRESETS = {
     "ci": Preset(
         name="ci",
-        description="CI throughput gate: v3 at 107 px, bundled photos, CPU, crops 1 and 12, "
-                    "model and end to end",
+        description="CI throughput gate: v3 at 107 px, bundled photos, CPU with one torch "
+                    "thread, crops 1 and 12, model and end to end",
         options={
             "models": "v3",
             "crops": "1,12",
@@ -50,6 +53,7 @@ PRESETS = {
             "backend": "auto",
             "batch_size": 8,
             "workers": 2,
+            "threads": 1,
             "images": 16,
             "min_seconds": 1.5,
             "stages": f"{MODEL},{END_TO_END}",

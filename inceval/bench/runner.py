@@ -3,16 +3,20 @@
 Order of work, all in one process: the GEMM rate at the run's dtype, a burst of the reference
 workload, then per model and protocol the chosen stages (each with its own warm-up), each
 followed by another reference burst, and the GEMM again (MFU divides by the better of the two).
+A stage that repeats its work also measures a burst between two passes, at most one per
+REFERENCE_INTERVAL_S.
 
-A row is normalised by the mean rate of the two bursts around it, so that a load that comes and
-goes during the bench (another job on a shared CI machine) weighs on its yardstick as it weighs
-on the row; the median of all bursts is reported as the run's reference rate.
+A row is normalised by the mean rate of its bursts (the one before it, those between its passes,
+the one after it), so that a load that comes and goes during the bench (another job on a shared
+CI machine) weighs on its yardstick as it weighs on the row; the median of all bursts is
+reported as the run's reference rate.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +52,8 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 # Enough that warm-up effects are small on each device, few enough that a CPU bench of the
 # large networks at 144 crops ends in minutes.
 DEFAULT_IMAGES = {"cpu": (32, 4), "cuda": (512, 64)}
+# Least seconds between two reference bursts inside one stage's measurement.
+REFERENCE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class BenchSettings:
         max_views_per_forward: most views in one forward call; None for the engine's default.
         workers: DALI CPU threads / decoding processes of the torch backend; None for the
             engine's default.
+        threads: torch intra-op threads for the whole bench (reference workload included);
+            None to leave torch's setting.
         compile: ``torch.compile`` the models (the engine's ``compile``; a whole untimed pass
             warms each stage up so every shape is compiled before timing).
         tf32: allow TF32 on CUDA for float32 (the engine's ``tf32``; the GEMM too).
@@ -79,6 +87,7 @@ class BenchSettings:
     batch_size: int | None = None
     max_views_per_forward: int | None = None
     workers: int | None = None
+    threads: int | None = None
     compile: bool = False
     tf32: bool = False
     images: int | None = None
@@ -116,7 +125,8 @@ def check_settings(settings: BenchSettings, device: torch.device) -> None:
     for option, value, least in (("--batch-size", settings.batch_size, 1),
                                  ("--images", settings.images, 1),
                                  ("--max-views-per-forward", settings.max_views_per_forward, 1),
-                                 ("--workers", settings.workers, 0)):
+                                 ("--workers", settings.workers, 0),
+                                 ("--threads", settings.threads, 1)):
         if value is not None and value < least:
             raise InceValError(f"{option} must be at least {least}, got {value}")
     if settings.min_seconds < 0:
@@ -233,7 +243,28 @@ class _Measured:
     work: _Work
     stage: str
     measurement: Measurement
-    reference_rate: float  # mean of the reference bursts just before and just after
+    reference_rate: float  # mean of the row's reference bursts
+
+
+class _RowReference:
+    """The reference bursts that belong to one row: before, between its passes, after."""
+
+    def __init__(self, reference: ReferenceWorkload, seconds: float) -> None:
+        self._reference = reference
+        self._seconds = seconds
+        self.rates = [reference.bursts[-1]]
+        self._last = time.perf_counter()
+
+    def between(self) -> None:
+        """A burst, when the last one is at least REFERENCE_INTERVAL_S old."""
+        if time.perf_counter() - self._last >= REFERENCE_INTERVAL_S:
+            self.rates.append(self._reference.burst(self._seconds))
+            self._last = time.perf_counter()
+
+    def finish(self) -> float:
+        """The burst after the row; the mean rate of all of the row's bursts."""
+        self.rates.append(self._reference.burst(self._seconds))
+        return sum(self.rates) / len(self.rates)
 
 
 class _Bench:
@@ -262,14 +293,16 @@ class _Bench:
             return 8
         return default_batch_size(views_per_image, input_size, self.device, self.per_forward)
 
-    def measure(self, stage: str, work: _Work) -> Measurement:
-        """One stage of one model and protocol."""
+    def measure(self, stage: str, work: _Work, between: Callable[[], None]) -> Measurement:
+        """One stage of one model and protocol; ``between`` runs between its passes."""
         settings = self.settings
         common = {"backend": self.backend, "batch_size": work.batch_size, "device": self.device,
-                  "workers": self.workers, "min_seconds": settings.min_seconds}
+                  "workers": self.workers, "min_seconds": settings.min_seconds,
+                  "between": between}
         if stage == FEEDER:
             return measure_feeder(work.paths, work.views, device=self.device,
-                                  min_seconds=settings.min_seconds, threads=self.workers)
+                                  min_seconds=settings.min_seconds, threads=self.workers,
+                                  between=between)
         if stage == PIPELINE:
             return measure_pipeline(work.paths, work.views, **common)
         forward = {"precision": settings.dtype, "max_views_per_forward": self.per_forward,
@@ -316,7 +349,21 @@ def run_bench(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
 
     device = resolve_device(settings.device)
     check_settings(settings, device)
-    bench = _Bench(settings, device, resolve_backend(settings.backend))
+    saved_threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    try:
+        return _run(models, protocols, paths, settings, device, resolve_backend(settings.backend),
+                    data_info=data_info, command=command, on_row=on_row)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _run(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
+         paths: Sequence[Path], settings: BenchSettings, device: torch.device, backend: str, *,
+         data_info: dict[str, Any] | None, command: str | None,
+         on_row: RowCallback | None) -> dict[str, Any]:
+    bench = _Bench(settings, device, backend)
     protocols = [p if isinstance(p, Protocol) else get_protocol(p) for p in protocols]
     for model in models:  # a protocol that does not fit a model fails before any measurement
         for protocol in protocols:
@@ -343,15 +390,14 @@ def run_bench(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
             for stage in settings.stages:
                 if stage == FEEDER and feeder_reason is not None:
                     continue
-                before = reference.bursts[-1]
+                row_reference = _RowReference(reference, settings.reference_seconds)
                 try:
-                    measurement = bench.measure(stage, work)
+                    measurement = bench.measure(stage, work, row_reference.between)
                 except FeederUnavailable as exc:
                     feeder_reason = str(exc)
                     measurement = None
                 else:
-                    after = reference.burst(settings.reference_seconds)
-                    measured.append(_Measured(work, stage, measurement, (before + after) / 2))
+                    measured.append(_Measured(work, stage, measurement, row_reference.finish()))
                 if on_row is not None:
                     on_row(model.model_name, protocol.name, stage, measurement)
     # The device's peak: the better of a measurement before and one after the stages.

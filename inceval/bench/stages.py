@@ -10,7 +10,8 @@
   ``writer=None``: everything computed, nothing stored).
 
 A measurement repeats its work in passes until ``min_seconds`` have passed (at least one pass)
-and reports the totals, so short workloads are not measured on a few milliseconds.
+and reports the totals, so short workloads are not measured on a few milliseconds. Every
+``measure_*`` function takes ``between``, called between passes outside the timing.
 """
 
 from __future__ import annotations
@@ -73,26 +74,32 @@ def _sync(device: torch.device) -> None:
 
 
 def timed_passes(one_pass: Callable[[], tuple[int, int]], device: torch.device,
-                 min_seconds: float) -> Measurement:
-    """Repeat ``one_pass`` (returning (images, views)) until ``min_seconds`` have passed.
+                 min_seconds: float, between: Callable[[], None] | None = None) -> Measurement:
+    """Repeat ``one_pass`` (returning (images, views)) until ``min_seconds`` of it have passed.
 
     Args:
         one_pass: does the work once.
         device: synchronised after each pass so the clock sees finished work.
-        min_seconds: least total time; one pass at least whatever its length.
+        min_seconds: least total time of the passes; one pass at least whatever its length.
+        between: called between two passes, outside the timing (the bench measures its
+            reference workload there, interleaved with the work it normalises).
     """
     tracker = PeakTracker(device)
     images = views = passes = 0
-    _sync(device)
-    start = time.perf_counter()
     elapsed = 0.0
-    while passes == 0 or elapsed < min_seconds:
+    while True:
+        _sync(device)
+        start = time.perf_counter()
         done_images, done_views = one_pass()
         _sync(device)
+        elapsed += time.perf_counter() - start
         images += done_images
         views += done_views
         passes += 1
-        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            break
+        if between is not None:
+            between()
     return Measurement(images, views, elapsed, passes, tracker.read())
 
 
@@ -102,7 +109,8 @@ def dali_device(device: torch.device) -> str:
 
 
 def measure_feeder(paths: Sequence[Path], views: tuple[ViewSpec, ...], *, device: torch.device,
-                   min_seconds: float, threads: int | None = None) -> Measurement:
+                   min_seconds: float, threads: int | None = None,
+                   between: Callable[[], None] | None = None) -> Measurement:
     """The feeder alone: every image's bytes, header, geometry and arguments, no decoding.
 
     Raises:
@@ -123,12 +131,13 @@ def measure_feeder(paths: Sequence[Path], views: tuple[ViewSpec, ...], *, device
         return len(subset), len(subset) * len(views)
 
     one_pass(paths[:4])
-    return timed_passes(lambda: one_pass(paths), device, min_seconds)
+    return timed_passes(lambda: one_pass(paths), device, min_seconds, between)
 
 
 def measure_pipeline(paths: Sequence[Path], views: tuple[ViewSpec, ...], *, backend: str,
                      batch_size: int, device: torch.device, workers: int,
-                     min_seconds: float) -> Measurement:
+                     min_seconds: float,
+                     between: Callable[[], None] | None = None) -> Measurement:
     """The view pipeline alone: uint8 views delivered on the device, nothing computed."""
     from inceval.data.loader import iter_view_batches
 
@@ -142,7 +151,7 @@ def measure_pipeline(paths: Sequence[Path], views: tuple[ViewSpec, ...], *, back
         return images, rendered
 
     one_pass(paths[:batch_size])
-    return timed_passes(lambda: one_pass(paths), device, min_seconds)
+    return timed_passes(lambda: one_pass(paths), device, min_seconds, between)
 
 
 def prerender(paths: Sequence[Path], views: tuple[ViewSpec, ...], *, backend: str,
@@ -163,7 +172,8 @@ def measure_model(model: nn.Module, paths: Sequence[Path], views: tuple[ViewSpec
                   images: int, backend: str, batch_size: int, device: torch.device,
                   precision: str, max_views_per_forward: int, workers: int,
                   min_seconds: float, full_warmup: bool = False,
-                  runner_options: dict[str, Any] | None = None) -> Measurement:
+                  runner_options: dict[str, Any] | None = None,
+                  between: Callable[[], None] | None = None) -> Measurement:
     """The model alone on views already on the device: ``images`` images per pass.
 
     The views of one batch (the first ``batch_size`` images) are rendered once; each pass scores
@@ -192,7 +202,7 @@ def measure_model(model: nn.Module, paths: Sequence[Path], views: tuple[ViewSpec
         return total, total * pool.shape[1]
 
     one_pass(images if full_warmup else pool.shape[0])
-    measurement = timed_passes(lambda: one_pass(images), device, min_seconds)
+    measurement = timed_passes(lambda: one_pass(images), device, min_seconds, between)
     del pool
     return measurement
 
@@ -213,7 +223,8 @@ def measure_end_to_end(model: nn.Module, protocol: Protocol, paths: Sequence[Pat
                        backend: str, batch_size: int, device: torch.device, precision: str,
                        max_views_per_forward: int, workers: int, min_seconds: float,
                        full_warmup: bool = False,
-                       runner_options: dict[str, Any] | None = None) -> Measurement:
+                       runner_options: dict[str, Any] | None = None,
+                       between: Callable[[], None] | None = None) -> Measurement:
     """What ``inceval run`` does for one model and protocol, storing nothing.
 
     Each pass is one :func:`~inceval.engine.evaluate.evaluate` call on all of ``paths`` with
@@ -233,4 +244,4 @@ def measure_end_to_end(model: nn.Module, protocol: Protocol, paths: Sequence[Pat
         return stats.images, stats.model_views
 
     one_pass(paths if full_warmup else paths[:batch_size])
-    return timed_passes(lambda: one_pass(paths), device, min_seconds)
+    return timed_passes(lambda: one_pass(paths), device, min_seconds, between)

@@ -63,6 +63,8 @@ Examples:
 @click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
               help="DALI CPU threads or torch-backend decoding processes. Default: the "
                    "engine's.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="torch intra-op threads for the whole bench. Default: torch's (the CPUs).")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--backend", type=click.Choice(["auto", "dali", "torch"]), default="auto",
@@ -87,7 +89,8 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--preset", type=click.Choice(_PRESETS), default=None,
               help="A named fixed bench; options given beside it win. ci: the CI throughput "
-                   "gate (v3 at 107 px, bundled photos, CPU, crops 1,12, model and end to end).")
+                   "gate (v3 at 107 px, bundled photos, CPU, one torch thread, crops 1,12, model "
+                   "and end to end).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE",
               help="Also write the result as JSON to FILE (input of `inceval compare`).")
@@ -114,7 +117,8 @@ def command(ctx: click.Context, **options: Any) -> None:
     settings = BenchSettings(
         device=options["device"], dtype=options["dtype"], backend=options["backend"],
         batch_size=options["batch_size"], max_views_per_forward=options["max_views_per_forward"],
-        workers=options["workers"], compile=options["compile_"], tf32=options["tf32"],
+        workers=options["workers"], threads=options["threads"], compile=options["compile_"],
+        tf32=options["tf32"],
         images=options["images"], min_seconds=options["min_seconds"],
         stages=_split("--stages", options["stages"]), gemm_seconds=options["gemm_seconds"],
         reference_seconds=options["reference_seconds"],
@@ -122,6 +126,7 @@ def command(ctx: click.Context, **options: Any) -> None:
                "seed": options["seed"]},
     )
     check_settings(settings, resolve_device(settings.device))  # before minutes of set-up
+    _check_models(options)
     with ExitStack() as stack:
         paths, data_info = _images(options, stack)
         models = _build_models(options)
@@ -220,21 +225,27 @@ def _images(options: dict[str, Any], stack: ExitStack) -> tuple[list[Path], dict
     return paths, info
 
 
-def _build_models(options: dict[str, Any]) -> list:
-    """Random-weight models in inference form, at ``--input-size`` when given."""
+def _check_models(options: dict[str, Any]) -> None:
+    """Unknown models and protocols that do not fit them fail before any image or model."""
     from inceval.data.protocols import get_protocol
-    from inceval.models import create_model, get_eval_config, prepare_for_inference
+    from inceval.models import get_eval_config
 
-    names = _split("--models", options["models"])
     protocols = [get_protocol(name) for name in _split("--crops", options["crops"])]
     size = options["input_size"]
-    for name in names:  # unknown names and protocols that do not fit fail before any build
+    for name in _split("--models", options["models"]):
         config = get_eval_config(name)
         config = config.with_input_size(size) if size else config
         for protocol in protocols:
             protocol.resolve(config)
+
+
+def _build_models(options: dict[str, Any]) -> list:
+    """Random-weight models in inference form, at ``--input-size`` when given."""
+    from inceval.models import create_model, prepare_for_inference
+
+    size = options["input_size"]
     models = []
-    for name in names:
+    for name in _split("--models", options["models"]):
         model = create_model(name, "random", seed=options["seed"])
         if size:
             model.eval_config = model.eval_config.with_input_size(size)

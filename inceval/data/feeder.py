@@ -5,8 +5,8 @@ no decoding) and builds the two argument arrays of the fixed DALI graph
 (``pipeline._sample_args``). Three things make it fast enough never to hold up a GPU:
 
 * the arrays depend only on (width, height) for fixed views, so they are computed once per size
-  and cached (ImageNet's 50,000 validation images have a few thousand distinct sizes, most of
-  them share four);
+  and cached (photo collections repeat a few sizes: most ImageNet images are 500 pixels on the
+  longer side);
 * JPEG and PNG headers are parsed by hand instead of through PIL;
 * files are read by a thread pool ahead of the consumer (the reads release the GIL).
 
@@ -21,7 +21,7 @@ import functools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -34,15 +34,16 @@ from inceval.data.views import ViewPlan, ViewSpec, plan_views
 
 # Most pixels one resize stage may produce for one image. DALI allocates each stage output whole
 # (3 bytes a pixel: 2**26 pixels are 192 MiB, per image of a batch), so an image far longer than
-# wide would exhaust memory before any check in the graph. An ImageNet photo's stages have under
-# 0.3 M pixels; at the 144-crop scale of 470 this limit refuses aspect ratios above about 300:1.
+# wide would exhaust memory before any check in the graph. A 500x375 photo's largest stage (the
+# 470 of 144 crops) is 626x470, 0.3 M pixels; at 470 this limit refuses aspect ratios above 303:1.
 MAX_STAGE_PIXELS = 2**26
-# Distinct (width, height) whose argument arrays are kept; ImageNet validation needs a few thousand.
+# Distinct (width, height) whose argument arrays are kept; a miss costs one plan_views and
+# _sample_args (about 0.5 ms at 144 crops).
 GEOMETRY_CACHE_SIZE = 4096
 # At most this many images per task handed to the pool (fewer tasks, less overhead per image).
 MAX_CHUNK = 16
 # Reader threads beyond this cost more in GIL hand-overs than they gain: on files in the page
-# cache 8 threads ran at half the rate of 1 (benchmarks/feeder_cpu.py); they pay off only where
+# cache 8 threads ran at less than half the rate of 1 (benchmarks/feeder_cpu.py); they pay off only where
 # reads wait on a disk or network, and there ``threads`` can be raised.
 MAX_DEFAULT_THREADS = 4
 
@@ -84,10 +85,10 @@ def default_threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_THREADS))
+    return max(2, min(cpus, MAX_DEFAULT_THREADS))
 
 
-def image_error_message(path: Path, reason: str) -> str:
+def image_error_message(path: str | Path, reason: str) -> str:
     """The one-line message for a bad image, worded as ``pipeline.read_encoded`` words it.
 
     Args:
@@ -103,7 +104,7 @@ def image_error_message(path: Path, reason: str) -> str:
     return f"{path}: {reason}; replace or remove it"
 
 
-def read_bytes(path: Path) -> np.ndarray:
+def read_bytes(path: str | Path) -> np.ndarray:
     """The whole file as uint8 of shape (N,), writable (the read releases the GIL).
 
     Raises:
@@ -126,7 +127,7 @@ def read_bytes(path: Path) -> np.ndarray:
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
-    """A read-only copy backed by immutable bytes, so its WRITEABLE flag cannot be turned back on."""
+    """A read-only copy on immutable bytes: its WRITEABLE flag cannot be turned back on."""
     return np.frombuffer(array.tobytes(), dtype=array.dtype).reshape(array.shape)
 
 
@@ -173,6 +174,7 @@ class ImageFeeder:
         if read_ahead < 1:
             raise ValueError(f"read_ahead must be at least 1, got {read_ahead}")
         self.paths = [Path(p) for p in paths]
+        self._names = [os.fspath(p) for p in self.paths]  # os.open would convert each time
         self.views = views
         self.threads = default_threads() if threads is None else threads
         self.read_ahead = read_ahead
@@ -213,9 +215,8 @@ class ImageFeeder:
         """
         if not 0 <= position < len(self.paths):
             raise IndexError(f"image position {position} is outside 0..{len(self.paths) - 1}")
-        width = height = 0
         try:
-            data = read_bytes(self.paths[position])
+            data = read_bytes(self._names[position])
             if data.size == 0:
                 raise UnreadableImage(FILE_EMPTY)
             width, height = header_size(data)
@@ -263,7 +264,13 @@ class ImageFeeder:
                 if not pending:
                     return
                 future, count = pending.popleft()
-                yield from future.result()
+                try:
+                    prepared = future.result()
+                except CancelledError:
+                    if self._closed:  # close() from another thread cancelled it
+                        return
+                    raise
+                yield from prepared
                 in_flight -= count
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -272,7 +279,7 @@ class ImageFeeder:
     def close(self) -> None:
         """Stop the reader threads of any open iteration; the feeder cannot iterate after this.
 
-        Call it from the consumer's thread; iterators still open end at their next item.
+        Iterators still open end after the images already read; no more are read.
         """
         self._closed = True
         for pool in list(self._pools):

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from inceval.data.reference import decode_rgb, shard_range
+from inceval.data.reference import decode_rgb_bytes, shard_range
 from inceval.data.views import (
     CENTRAL_FRACTION,
     SegmentBatch,
@@ -526,19 +526,12 @@ def _decode_failure(path: Path, decode_device: str, device_id: int | None) -> st
     if dali_reason is None:
         return None
     try:
-        decode_rgb(path)  # the reference decoder words what is wrong better
-    except InceValError as exc:
-        return reason_of(exc, path)
-    return f"DALI cannot decode image ({dali_reason})"
-
-
-def reason_of(exc: InceValError, path: Path) -> str:
-    """The path-free reason of a one-line image error ``"PATH: reason; advice"``."""
-    text = str(exc)
-    prefix = f"{path}: "
-    if text.startswith(prefix):
-        text = text[len(prefix):]
-    return text.split("; ")[0]
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        return f"cannot read file ({exc.strerror or exc})"
+    # The reference decoder words what is wrong better, and as the torch backend stores it.
+    pil = decode_rgb_bytes(data)
+    return pil if isinstance(pil, str) else f"DALI cannot decode image ({dali_reason})"
 
 
 def bad_image_message(path: Path, reason: str) -> str:

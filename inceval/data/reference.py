@@ -14,7 +14,9 @@ which also keeps a float intermediate, is closer to this reference than to PIL.
 
 from __future__ import annotations
 
+import io
 import math
+from typing import Any
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +37,20 @@ from inceval.errors import InceValError
 from inceval.eval_config import EvalConfig
 
 
+def _image_to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+        # 16-bit grayscale (older Pillow opens such PNGs as "I"): convert("RGB") clips
+        # values above 255 to white; scale to 8 bits as DALI's decoder does, round(v/257).
+        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+        grey = np.round(values / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.array(image.convert("RGB"))
+
+
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                  Image.DecompressionBombError)
+
+
 def decode_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 of shape (H, W, 3), ignoring any EXIF orientation.
 
@@ -45,18 +61,26 @@ def decode_rgb(path: str | Path) -> np.ndarray:
     """
     try:
         with Image.open(path) as image:
-            if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
-                # 16-bit grayscale (older Pillow opens such PNGs as "I"): convert("RGB") clips
-                # values above 255 to white; scale to 8 bits as DALI's decoder does, round(v/257).
-                values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
-                grey = np.round(values / 257.0).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            return np.array(image.convert("RGB"))
+            return _image_to_rgb(image)
     except FileNotFoundError:
         raise InceValError(f"{path}: image file not found; check the data directory") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as exc:
+    except _DECODE_ERRORS as exc:
         raise InceValError(f"{path}: cannot decode image ({exc}); replace or remove it") from None
+
+
+def decode_rgb_bytes(data: np.ndarray) -> np.ndarray | str:
+    """Decode encoded image bytes to RGB uint8 (H, W, 3), or return why they cannot be decoded.
+
+    The reason names no file (it is stored in images.csv), e.g. ``"cannot decode image (image
+    file is truncated (2 bytes not processed))"``.
+    """
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            return _image_to_rgb(image)
+    except UnidentifiedImageError:
+        return "not a readable image"
+    except _DECODE_ERRORS as exc:
+        return f"cannot decode image ({exc})"
 
 
 def _to_uint8_values(x: torch.Tensor) -> torch.Tensor:
@@ -256,39 +280,35 @@ def iter_reference_batches(
         yield _checked(batch)
 
 
-def image_reason(exc: InceValError, path: str | Path) -> str:
-    """The path-free reason of a one-line image error ``"PATH: reason; advice"``."""
-    text = str(exc)
-    prefix = f"{path}: "
-    if text.startswith(prefix):
-        text = text[len(prefix):]
-    return text.split("; ")[0]
-
-
 class _SegmentItems(torch.utils.data.Dataset):
-    """One item = (position, uint8 views) or (position, reason) for an image that cannot be used."""
+    """One item = (position, uint8 views) or (position, reason) for an image that cannot be used.
+
+    Files go through the same checks as for DALI (:class:`~inceval.data.feeder.ImageFeeder`:
+    missing, unreadable, empty, not an image, unsupported format, too elongated), so both backends
+    refuse the same files with the same reasons; only what passes is decoded by PIL.
+    """
 
     def __init__(self, paths: Sequence[Path], views: tuple[ViewSpec, ...]):
         self.paths = list(paths)
         self.views = views
+        self._feeder: Any = None  # made in the process that uses it (DataLoader workers)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, position: int) -> tuple[int, torch.Tensor | str]:
-        from inceval.data.feeder import elongation_error
+        if self._feeder is None:
+            from inceval.data.feeder import ImageFeeder
 
-        path = self.paths[position]
-        try:
-            image = decode_rgb(path)
-        except InceValError as exc:
-            return position, image_reason(exc, path)
+            self._feeder = ImageFeeder(self.paths, self.views, threads=0)
+        prepared = self._feeder.prepare(position)
+        if prepared.error is not None:
+            return position, prepared.error
+        image = decode_rgb_bytes(prepared.data)
+        if isinstance(image, str):
+            return position, image
         height, width = image.shape[:2]
-        plan = plan_views(width, height, self.views)
-        reason = elongation_error(plan, width, height)
-        if reason is not None:
-            return position, reason
-        return position, render_views(image, plan)
+        return position, render_views(image, plan_views(width, height, self.views))
 
 
 def iter_reference_segments(

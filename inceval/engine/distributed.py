@@ -239,7 +239,7 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         _stop(procs)
-        print(f"interrupted; finished chunks are kept: continue with {command} --resume",
+        print(f"interrupted; finished chunks are kept: continue with {_resume(command)}",
               file=sys.stderr)
         return 130
     finally:
@@ -255,8 +255,14 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
     print(f"error: rank {rank} of {nproc} {_describe_exit(code)}"
           + (f": {detail}" if detail else "")
           + f"; the other ranks were stopped; finished chunks are kept: continue with "
-            f"{command} --resume", file=sys.stderr)
+            f"{_resume(command)}", file=sys.stderr)
     return 2 if code == 2 else 3
+
+
+def _resume(command: str) -> str:
+    from inceval.store import resume_command
+
+    return resume_command({"command": command})
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -45,7 +45,7 @@ from inceval.engine.runspec import RunRequest
 from inceval.errors import InceValError
 from inceval.models import create_model, get_eval_config, prepare_for_inference
 from inceval.sample import SAMPLE_LABELS, SAMPLE_LAYOUT, SAMPLE_ROOT
-from inceval.store import MANIFEST, RunReader, RunWriter, Score
+from inceval.store import MANIFEST, RunReader, RunWriter, Score, resume_command
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -135,9 +135,7 @@ def _run_dir(request: RunRequest) -> Path:
 
 def resume_hint(command: str | None) -> str:
     """The command that continues a run: its own command line with ``--resume``."""
-    if not command:
-        return "the same inceval run command with --resume"
-    return command if " --resume" in f" {command}" else f"{command} --resume"
+    return resume_command({"command": command})
 
 
 def _check_run_dir(path: Path, overwrite: bool, resume: bool = False) -> None:
@@ -298,6 +296,15 @@ def _resume_hint_on_error(command: str | None) -> Iterator[None]:
                            f"{resume_hint(command)}") from None
 
 
+def _decoder(backend: str, device: torch.device) -> str:
+    """Which JPEG decoder renders the views (GPU decoding changes pixels slightly)."""
+    if backend == "torch":
+        return "PIL (libjpeg) on the CPU"
+    if device.type == "cuda":
+        return "DALI mixed: nvJPEG (hardware decoder where present, else CUDA)"
+    return "DALI cpu (libjpeg-turbo)"
+
+
 def _combine(stats: list[RunStats]) -> RunStats:
     """One RunStats for all ranks: counts summed, wall time of the slowest."""
     first = stats[0]
@@ -336,6 +343,7 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
         "tf32": request.tf32,
         "compile": request.compile,
         "backend": resolve_backend(request.backend),
+        "decoder": _decoder(resolve_backend(request.backend), prepared.device),
         "batch_size": request.batch_size,
         "max_views_per_forward": per_forward,
         "chunk_size": request.chunk_size,
@@ -368,6 +376,12 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
     context.barrier()  # the store and its prediction files exist
     if writer is None:
         writer = RunWriter.attach(prepared.run_dir)
+        stored = writer.manifest["data"]["fingerprint"]
+        if stored != prepared.dataset.fingerprint():
+            writer.close()
+            raise InceValError(f"rank {context.rank} sees other images under --data than rank 0 "
+                               "(data fingerprints differ); every rank must list the same files "
+                               "in the same order")
     with writer, _resume_hint_on_error(request.command):
         stats = evaluate(prepared.models, prepared.protocols, prepared.dataset, writer,
                          backend=request.backend, device=prepared.device,

@@ -59,7 +59,8 @@ def check_settings(device: torch.device, precision: str, tf32: bool, cast: str) 
         raise InceValError("--tf32 applies to CUDA devices only (TensorFloat-32 is a GPU format); "
                            f"drop it for --device {device}")
     if tf32 and precision != "float32":
-        raise InceValError(f"--tf32 changes float32 arithmetic only; drop it for --dtype {precision}")
+        raise InceValError(f"--tf32 changes float32 arithmetic only; drop it for "
+                           f"--dtype {precision}")
 
 
 def configure_precision(device: torch.device | str, precision: str, tf32: bool = False,

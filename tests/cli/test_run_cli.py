@@ -84,8 +84,8 @@ def test_an_occupied_out_directory_needs_overwrite(tiny_run, capsys) -> None:
     out, _, _ = tiny_run
     code, err = _main([*TINY, "--out", str(out), "--quiet"], capsys)
     assert code == 2
-    assert err == f"error: --out {out} already holds a run; choose another directory or pass " \
-                  "--overwrite to replace it\n"
+    assert err == f"error: --out {out} already holds a run; continue it with --resume, replace " \
+                  "it with --overwrite, or choose another directory\n"
     result = CliRunner().invoke(cli, [*TINY, "--out", str(out), "--overwrite", "--json"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -142,9 +142,12 @@ def test_help_explains_every_option() -> None:
     for option in ("--models", "--crops", "--weights", "--weights-tag", "--data", "--layout",
                    "--devkit", "--labels", "--blacklist", "--limit", "--subset", "--batch-size",
                    "--max-views-per-forward", "--workers", "--device", "--backend", "--dtype",
-                   "--out", "--name", "--overwrite", "--seed", "--quiet", "--json"):
+                   "--out", "--name", "--overwrite", "--seed", "--quiet", "--json", "--resume",
+                   "--strict", "--chunk-size", "--nproc", "--tf32", "--compile"):
         assert option in result.output
-    assert "default: 8" in result.output and "default: float32" in result.output
+    assert "default: 1024" in result.output and "default: float32" in result.output
+    # The --batch-size default, explained (help text wraps, so compare without line breaks).
+    assert "32 images at 1 crop" in " ".join(result.output.split())
 
 
 def test_plan_lines_show_one_rendering_per_input_size(tmp_path: Path) -> None:

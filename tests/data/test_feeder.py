@@ -22,6 +22,7 @@ from inceval.data.feeder import (
     PreparedImage,
     default_threads,
     image_error_message,
+    read_bytes,
 )
 from inceval.data.pipeline import _layout, _sample_args, read_encoded
 from inceval.data.protocols import get_protocol
@@ -92,13 +93,18 @@ def test_order_is_kept_with_threads_and_a_short_read_ahead(tmp_path: Path) -> No
     assert [item.position for item in items] == order
     assert [(item.width, item.height) for item in items] == [sizes[i] for i in order]
     for item in items:
-        np.testing.assert_array_equal(item.floats, _reference_args(VIEWS["12"], *sizes[item.position])[0])
+        reference = _reference_args(VIEWS["12"], *sizes[item.position])
+        np.testing.assert_array_equal(item.floats, reference[0])
+        np.testing.assert_array_equal(item.ints, reference[1])
 
 
-def test_in_flight_images_stay_within_read_ahead(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(("threads", "read_ahead"), [(2, 6), (1, 7)])
+def test_in_flight_images_stay_within_read_ahead(threads: int, read_ahead: int, tmp_path: Path,
+                                                 monkeypatch) -> None:
     # Count images handed to the workers but not yet yielded; it must never pass read_ahead.
+    # (1, 7) hands out tasks of 3 images, so a last task must be cut to fit.
     paths = [_write(tmp_path / f"{i}.jpg", _header_jpeg(30 + i, 20)) for i in range(50)]
-    feeder = ImageFeeder(paths, VIEWS["1"], threads=2, read_ahead=6)
+    feeder = ImageFeeder(paths, VIEWS["1"], threads=threads, read_ahead=read_ahead)
     started: list[int] = []
     prepare = feeder.prepare
     lock = threading.Lock()
@@ -113,7 +119,7 @@ def test_in_flight_images_stay_within_read_ahead(tmp_path: Path, monkeypatch) ->
     for item in feeder.iter_prepared(range(50)):
         consumed += 1
         with lock:
-            assert len(started) - consumed < 6  # this item is out of flight now
+            assert len(started) - consumed < read_ahead  # this item is out of flight now
     assert consumed == 50 and sorted(started) == list(range(50))
 
 
@@ -292,6 +298,22 @@ def test_other_errors_reach_the_consumer_at_their_image(tmp_path: Path) -> None:
             seen.append(item.position)
     assert seen == [0, 1, 2]
     assert _feeder_threads() == []
+    with pytest.raises(IndexError, match="position -1"):
+        feeder.prepare(-1)
+
+
+def test_a_file_that_shrinks_while_read(tmp_path: Path, monkeypatch) -> None:
+    # fstat reports 10 bytes more than the file holds (it shrank in between): the bytes read
+    # are the file's, without a tail of uninitialised memory.
+    path = _write(tmp_path / "a.jpg", _real_jpeg(12, 8))
+    real_fstat = os.fstat
+
+    class Grown:
+        def __init__(self, result: os.stat_result) -> None:
+            self.st_size = result.st_size + 10
+
+    monkeypatch.setattr(os, "fstat", lambda fd: Grown(real_fstat(fd)))
+    assert read_bytes(path).tobytes() == path.read_bytes()
 
 
 def test_default_threads(monkeypatch) -> None:

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from inceval.data.image_header import (
+    _PNG_MODES,
     UnreadableImage,
     header_size,
     jpeg_size,
@@ -195,6 +196,12 @@ PNG_CASES = {
 def test_png_parser_gives_pils_size(name: str) -> None:
     data = PNG_CASES[name]()
     assert png_size(_buf(data)) == _pil_size(data)
+
+
+def test_png_modes_are_pils() -> None:
+    from PIL import PngImagePlugin
+
+    assert _PNG_MODES == set(PngImagePlugin._MODES)
 
 
 def test_png_with_more_chunks_is_left_to_pil() -> None:

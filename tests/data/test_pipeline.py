@@ -336,7 +336,7 @@ def test_file_only_dali_rejects_is_found_by_dali_alone(photos: list[Path], tmp_p
     # one-image DALI decoder has to find the culprit.
     from inceval.data import pipeline
 
-    monkeypatch.setattr(pipeline, "decode_rgb", lambda path: None)
+    monkeypatch.setattr(pipeline, "decode_rgb_bytes", lambda data: None)
     bad = _truncated(photos, tmp_path)
     views = get_protocol("1").resolve(CONFIG)
     with pytest.raises(InceValError) as info:

@@ -363,3 +363,33 @@ def test_a_model_without_eval_config_is_refused(tmp_path: Path, colour_data) -> 
 def test_a_protocol_named_twice_is_refused(orders) -> None:
     with pytest.raises(InceValError, match="names protocol 12 twice"):
         plan_groups([ColourCodeNet(orders)], [get_protocol("12"), get_protocol("12")])
+
+
+@pytest.mark.dali
+def test_one_dali_pipeline_per_view_group_for_the_whole_run(tmp_path: Path, colour_data, orders,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    # 9 images in chunks of 3 (3 chunks), two input sizes (2 view groups): 2 pipelines, not 6.
+    from inceval.data import pipeline
+
+    builds: list[int] = []
+    build = pipeline._build_graph
+
+    def counted(layout, **kwargs):
+        builds.append(kwargs["batch_size"])
+        return build(layout, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_build_graph", counted)
+    dataset = _load(colour_data, limit=9)
+    small = ColourCodeNet(orders, input_size=32, name="small")
+    large = ColourCodeNet(orders, input_size=40, name="large")
+    stats, reader = _run(tmp_path / "run", [small, large], ["1", "12"], dataset, backend="dali",
+                         batch_size=2, chunk_size=3)
+    assert len(builds) == 2 and stats.pipeline_builds == 2
+    assert stats.chunks_total == 3 and stats.chunks_computed == 3
+    assert sorted(p.name for p in (reader.run_dir / "chunks").iterdir()) == [
+        "000000.json", "000001.json", "000002.json"]
+    for model in ("small", "large"):
+        for protocol in ("1", "12"):
+            probs = np.asarray(reader.probabilities(model, protocol), dtype=np.float32)
+            np.testing.assert_array_equal(probs.argmax(axis=1), colour_data.top1_predictions[:9])

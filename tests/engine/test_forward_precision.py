@@ -195,7 +195,8 @@ def test_out_of_memory_halves_and_retries_the_same_slice() -> None:
     # 16 fails, 8 fails, then slices of 4: 4 + 4 + 4 + 4 + 4 + 1 = 21.
     assert net.attempts == [16, 8, 4, 4, 4, 4, 4, 1]
     assert counted == [4, 4, 4, 4, 4, 1]
-    assert (runner.views_per_forward, runner.oom_halvings, runner.max_views_per_forward) == (4, 2, 16)
+    assert runner.views_per_forward == 4 and runner.oom_halvings == 2
+    assert runner.max_views_per_forward == 16
     assert runner.settings()["oom_halvings"] == 2
 
     unlimited = ModelRunner(_LinearNet(), CONFIG, CPU, "float32", 16).probabilities(views)
