@@ -1,4 +1,4 @@
-"""The timm ``validate.py``-style evaluation loop: the baseline inceval's throughput is held against.
+"""The timm ``validate.py``-style evaluation loop, the baseline for inceval's throughput.
 
 What timm's validation script does on a CPU, written here without timm or torchvision:
 

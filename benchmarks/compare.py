@@ -1,4 +1,4 @@
-"""inceval against the timm validate.py-style loop on the CPU: same images, same machine, one session.
+"""inceval against the timm validate.py-style loop on the CPU: same images, machine, session.
 
 For each protocol, on the same generated photographs (500x375 JPEGs, quality 90; at least 100
 images at 1 and 12 crops so that warm-up does not dominate, fewer at 144):

@@ -50,6 +50,7 @@ import copy
 import datetime
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -69,6 +70,7 @@ from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memory import write_synthetic_jpegs  # noqa: E402
 
 from inceval.engine.forward import ModelRunner, default_views_per_forward  # noqa: E402
+from inceval.engine.precision import configure_precision  # noqa: E402
 from inceval.models import create_model, prepare_for_inference  # noqa: E402
 
 RESULTS = REPO / "results" / "gpu"
@@ -84,7 +86,11 @@ PEAK_TFLOPS = {
 # Limits of the checks. float32 on another device only reorders sums: 1e-3 of probability is
 # far above that and far below any real fault (a wrong layout or fold moves whole classes).
 FLOAT32_MAX_PROB_DIFF = 1e-3
-SOUND_TOP1_AGREEMENT = 0.99
+# A dtype whose view-level top-1 agreement with CPU float32 is below this is broken (overflow,
+# wrong cast), not merely rounded: it is never picked as a model's best dtype. A garbage detector,
+# not a quality bar; the measured agreement is reported as it is.
+SOUND_TOP1_AGREEMENT = 0.9
+COMPILED_TOP1_AGREEMENT = 0.99
 DECODE_MAX_MEAN_DIFF = 2.0  # grey levels, view interiors: nvJPEG's chroma upsampling differs
 MEMORY_GROWTH = 0.10
 
@@ -449,8 +455,27 @@ def _gemm_tflops(ctx: Context, precision: str, tf32: bool) -> float | None:
         from inceval.bench.calibration import gemm_rate
     except ImportError:
         return None
-    seconds = 0.05 if ctx.dry_run else 0.5
+    seconds = 0.3 if ctx.dry_run else 0.5
     return float(gemm_rate(ctx.device, precision, seconds, tf32=tf32)["tflop_per_s"])
+
+
+def interleaved_rates(ctx: Context, steps: list[tuple[ModelRunner, Callable[[], Any]]],
+                      views_per_step: int, min_seconds: float,
+                      rounds: int = 3) -> list[tuple[float, list[float]]]:
+    """Views/s of each step, timed in turns (round after round), so that a load that comes
+    and goes on a shared machine weighs on every step alike: (median, per-round rates).
+
+    Each runner's precision switches are set again before its turn: they are process-global,
+    and runners of different ``tf32`` cannot otherwise share one process.
+    """
+    per_round: list[list[float]] = [[] for _ in steps]
+    for _ in range(rounds):
+        for index, (runner, step) in enumerate(steps):
+            configure_precision(runner.device, runner.precision,
+                                runner.precision_facts["tf32_matmul"], runner.cast)
+            iters, seconds = timed(step, ctx.device, min_seconds / rounds, min_iters=1)
+            per_round[index].append(round(iters * views_per_step / seconds, 2))
+    return [(statistics.median(rates), rates) for rates in per_round]
 
 
 def section_runner(ctx: Context) -> dict[str, Any]:
@@ -467,32 +492,37 @@ def section_runner(ctx: Context) -> dict[str, Any]:
         host_views = torch.randint(0, 256, (per_forward, 1, 3, size, size), dtype=torch.uint8,
                                    generator=generator)
         device_views = host_views.to(ctx.device)
-        measured = []
+        entries = []
         for variant in throughput_variants(ctx):
-            tf32 = variant.get("tf32", False)
             for where, views in (("device", device_views), ("host", host_views)):
                 if where == "host" and not (ctx.cuda and variant["label"] == "float16 autocast"):
                     continue  # the pinned-copy path once, at the likely default
                 runner = ModelRunner(copy.deepcopy(model), model.eval_config, ctx.device,
-                                     variant["precision"], per_forward, tf32=tf32,
+                                     variant["precision"], per_forward,
+                                     tf32=variant.get("tf32", False),
                                      cast=variant.get("cast", "autocast"))
-                runner.probabilities(views)  # warm-up: cuDNN autotuning, allocator
                 if ctx.cuda:
                     torch.cuda.reset_peak_memory_stats(ctx.device)
-                iters, seconds = timed(lambda: runner.probabilities(views), ctx.device,
-                                       min_seconds, min_iters=1 if ctx.dry_run else 3)
-                views_per_s = iters * per_forward / seconds
-                tflops = 2 * macs * views_per_s / 1e12
-                peak = peak_tflops(ctx, variant["precision"], tf32)
-                row = {"model": name, "variant": variant["label"], "views_from": where,
-                       "views_per_forward": per_forward, "input_size": size,
-                       "views_per_s": round(views_per_s, 1), "tflop_per_s": round(tflops, 3),
-                       "mfu_datasheet": round(tflops / peak, 4) if peak else None,
-                       "peak_device_mib": (round(torch.cuda.max_memory_allocated(ctx.device)
-                                                 / 2**20) if ctx.cuda else None)}
-                measured.append((variant, row))
-                rows.append(row)
-                del runner
+                runner.probabilities(views)  # warm-up: cuDNN autotuning, allocator
+                peak_mib = (round(torch.cuda.max_memory_allocated(ctx.device) / 2**20)
+                            if ctx.cuda else None)
+                entries.append((variant, where, views, runner, peak_mib))
+        rates = interleaved_rates(
+            ctx, [(runner, (lambda r=runner, v=views: r.probabilities(v)))
+                  for _, _, views, runner, _ in entries], per_forward, min_seconds)
+        measured = []
+        for (variant, where, _, _, peak_mib), (views_per_s, per_round) in zip(entries, rates):
+            tflops = 2 * macs * views_per_s / 1e12
+            peak = peak_tflops(ctx, variant["precision"], variant.get("tf32", False))
+            row = {"model": name, "variant": variant["label"], "views_from": where,
+                   "views_per_forward": per_forward, "input_size": size,
+                   "views_per_s": round(views_per_s, 1), "views_per_s_rounds": per_round,
+                   "tflop_per_s": round(tflops, 3),
+                   "mfu_datasheet": round(tflops / peak, 4) if peak else None,
+                   "peak_device_mib": peak_mib}
+            measured.append((variant, row))
+            rows.append(row)
+        del entries
         reduced = [(v, r) for v, r in measured if v["precision"] != "float32"
                    and r["views_from"] == "device"
                    and ctx.numerics_sound.get(name, {}).get(v["label"], True)]
@@ -647,9 +677,6 @@ def section_compile(ctx: Context) -> dict[str, Any]:
         eager = ModelRunner(copy.deepcopy(model), model.eval_config, ctx.device, precision,
                             per_forward, cast=cast)
         expected, expected_tail = eager.probabilities(views), eager.probabilities(tail)
-        iters, seconds = timed(lambda: eager.probabilities(views), ctx.device,
-                               0.0 if ctx.dry_run else 1.0, min_iters=1 if ctx.dry_run else 3)
-        eager_rate = iters * per_forward / seconds
         compiled = ModelRunner(copy.deepcopy(model), model.eval_config, ctx.device, precision,
                                per_forward, cast=cast, compile=True)
         start = time.perf_counter()
@@ -657,9 +684,10 @@ def section_compile(ctx: Context) -> dict[str, Any]:
         sync(ctx.device)
         compile_s = time.perf_counter() - start
         got_tail = compiled.probabilities(tail)
-        iters, seconds = timed(lambda: compiled.probabilities(views), ctx.device,
-                               0.0 if ctx.dry_run else 1.0, min_iters=1 if ctx.dry_run else 3)
-        compiled_rate = iters * per_forward / seconds
+        (eager_rate, _), (compiled_rate, _) = interleaved_rates(
+            ctx, [(eager, lambda: eager.probabilities(views)),
+                  (compiled, lambda: compiled.probabilities(views))],
+            per_forward, 0.0 if ctx.dry_run else 2.0)
         metrics = compare_probs(torch.cat([got, got_tail]).unsqueeze(0),
                                 torch.cat([expected, expected_tail]).unsqueeze(0))
         rows.append({"model": name, "precision": precision, "cast": cast, "mode": "default",
@@ -669,8 +697,8 @@ def section_compile(ctx: Context) -> dict[str, Any]:
                      "speedup": round(compiled_rate / eager_rate, 3),
                      "compiled_sizes": list(compiled.compiled_sizes), **metrics})
         ctx.check(f"{name} compiled = eager", metrics["top1_agreement_views"]
-                  >= SOUND_TOP1_AGREEMENT and metrics["finite"],
-                  round(metrics["top1_agreement_views"], 4), f">= {SOUND_TOP1_AGREEMENT}")
+                  >= COMPILED_TOP1_AGREEMENT and metrics["finite"],
+                  round(metrics["top1_agreement_views"], 4), f">= {COMPILED_TOP1_AGREEMENT}")
         ctx.check(f"{name} one compiled shape for full and short slices",
                   compiled.compiled_sizes == [per_forward], compiled.compiled_sizes,
                   f"[{per_forward}]")

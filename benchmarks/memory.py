@@ -75,12 +75,15 @@ def write_synthetic_jpegs(directory: Path, count: int, seed: int = 0) -> list[Pa
 
 
 def prepare_images(directory: Path, count: int) -> Path:
-    """Images and a labels file (``name label``, labels 0..999) for ``count`` images."""
+    """At least ``count`` images and a labels file (``name label``, 0..999) for every image there.
+
+    Runs take the first N images (``limit``); the list layout wants a label for each file.
+    """
     images = directory / "images"
-    paths = write_synthetic_jpegs(images, count)
-    labels = directory / f"labels_{count}.txt"
-    if not labels.exists():
-        labels.write_text("".join(f"{p.name} {i % 1000}\n" for i, p in enumerate(paths)))
+    write_synthetic_jpegs(images, count)
+    present = sorted(images.glob("*.JPEG"))
+    labels = directory / "labels.txt"
+    labels.write_text("".join(f"{p.name} {i % 1000}\n" for i, p in enumerate(present)))
     return labels
 
 
@@ -105,6 +108,24 @@ def tiny_model() -> Any:
     return model
 
 
+def resident_breakdown() -> dict[str, float]:
+    """This process's resident set now, by kind (MiB): anonymous, file-backed, shared memory.
+
+    File-backed pages include the store's memory-mapped prediction files: the kernel can drop
+    them, yet they count in the resident set and so in its peak.
+    """
+    kinds = {"RssAnon:": "anon_mib", "RssFile:": "file_mib", "RssShmem:": "shmem_mib"}
+    result = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key = line.split(None, 1)[0] if line.strip() else ""
+            if key in kinds:
+                result[kinds[key]] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return result
+
+
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the stand-in over ``spec['images']`` images into a temporary run directory."""
     import resource
@@ -124,7 +145,8 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
                              device="cpu", batch_size=spec["batch_size"],
                              workers=spec["workers"])
             writer.finish(stats.manifest_update())
-    return {"images": stats.images, "model_views": stats.model_views,
+            at_end = resident_breakdown()  # before the writer closes its mapped files
+    return {"images": stats.images, "rss_at_end": at_end, "model_views": stats.model_views,
             "engine_seconds": round(stats.seconds, 2),
             "wall_seconds_in_child": round(time.perf_counter() - started, 2),
             "child_self_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,4 +10,8 @@ Modules, one job each:
 * :mod:`~inceval.bench.result` - the versioned JSON format: rows, validation, reading.
 * :mod:`~inceval.bench.compare` - two results compared on normalised throughput.
 * :mod:`~inceval.bench.presets` - the small fixed bench of the CI gate.
+* :mod:`~inceval.bench.gate` - the gate's baseline, and its demonstration under load.
+
+The command line is ``inceval bench`` (:mod:`inceval.cli.bench`) and ``inceval compare A.json
+B.json`` (docs/bench.md).
 """

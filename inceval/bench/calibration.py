@@ -114,7 +114,9 @@ class ReferenceWorkload:
             convs += [conv, nn.ReLU()]
         self.net = nn.Sequential(*convs).to(device).eval()
         shape = (self.stack.batch, self.stack.channels, self.stack.size, self.stack.size)
-        self.input = torch.randn(shape, generator=generator).to(device)
+        # Drawn where it is used: the CUDA input is hundreds of MB.
+        on_device = torch.Generator(device=device).manual_seed(0)
+        self.input = torch.randn(shape, generator=on_device, device=device)
         self.bursts: list[float] = []
 
     def _step(self) -> None:
@@ -172,9 +174,9 @@ def gemm_rate(device: torch.device, dtype: str, seconds: float = 1.0, *, tf32: b
         The JSON entry: size, dtype, device type, allow_tf32, repeats, seconds, tflop_per_s.
     """
     side = size or GEMM_SIZE["cuda" if device.type == "cuda" else "cpu"]
-    generator = torch.Generator().manual_seed(1)
-    a = torch.randn(side, side, generator=generator).to(device=device, dtype=_DTYPES[dtype])
-    b = torch.randn(side, side, generator=generator).to(device=device, dtype=_DTYPES[dtype])
+    generator = torch.Generator(device=device).manual_seed(1)
+    a, b = (torch.randn(side, side, generator=generator, device=device, dtype=_DTYPES[dtype])
+            for _ in range(2))
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:

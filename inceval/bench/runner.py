@@ -271,26 +271,25 @@ class _Bench:
     """The resolved settings of one bench and the stage measurements made with them."""
 
     def __init__(self, settings: BenchSettings, device: torch.device, backend: str) -> None:
-        from inceval.engine.evaluate import DEFAULT_MAX_VIEWS_PER_FORWARD
+        from inceval.engine.evaluate import DEFAULT_MAX_VIEWS_PER_FORWARD, default_workers
 
         self.settings = settings
         self.device = device
         self.backend = backend
+        # Resolved here as evaluate() resolves them, so that every stage uses the same values.
         self.per_forward = (settings.max_views_per_forward
                             or DEFAULT_MAX_VIEWS_PER_FORWARD[device.type])
-        self.workers = settings.workers if settings.workers is not None else _default_workers()
+        self.workers = settings.workers if settings.workers is not None else default_workers()
         # Only what was asked for, so that engines without these keywords still run the rest.
         self.runner_options = {key: True for key in ("tf32", "compile")
                                if getattr(settings, key)}
 
     def batch_size(self, views_per_image: int, input_size: int) -> int:
         """The asked batch size, else the engine's default for these views."""
+        from inceval.engine.evaluate import default_batch_size
+
         if self.settings.batch_size is not None:
             return self.settings.batch_size
-        try:
-            from inceval.engine.evaluate import default_batch_size
-        except ImportError:  # an engine without per-group batch sizes
-            return 8
         return default_batch_size(views_per_image, input_size, self.device, self.per_forward)
 
     def measure(self, stage: str, work: _Work, between: Callable[[], None]) -> Measurement:
@@ -311,14 +310,6 @@ class _Bench:
             return measure_model(work.model, work.paths, work.views, images=len(work.paths),
                                  **forward, **common)
         return measure_end_to_end(work.model, work.protocol, work.paths, **forward, **common)
-
-
-def _default_workers() -> int:
-    try:
-        from inceval.engine.evaluate import default_workers
-    except ImportError:  # an engine without a default of its own
-        return 2
-    return default_workers()
 
 
 def run_bench(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
@@ -418,7 +409,10 @@ def _run(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
             "device": str(device),
             "backend": bench.backend,
             "max_views_per_forward": bench.per_forward,
-            "workers": bench.workers,
+            # As asked (None: the engine's default, which depends on the machine's CPUs), so
+            # that results of two machines with default settings stay comparable.
+            "workers": settings.workers,
+            "workers_used": bench.workers,
             "stages": list(settings.stages),
             "protocols": [p.name for p in protocols],
             **settings.extra,

@@ -82,8 +82,8 @@ Examples:
                    "32 on the CPU, 256 on CUDA.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
               help="DALI CPU threads, or decoding processes of the torch backend (0: decode in "
-                   "the loader thread). Default: DALI uses the CPUs this process may use (2 to "
-                   "8); the torch backend decodes in the loader thread.")
+                   "the loader thread). Default: DALI uses as many threads as this process may "
+                   "use CPUs; the torch backend decodes in the loader thread.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1024, show_default=True,
               metavar="N",
               help="Images per chunk: the unit that is stored as done, resumed and shared "

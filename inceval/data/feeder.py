@@ -43,8 +43,8 @@ GEOMETRY_CACHE_SIZE = 4096
 # At most this many images per task handed to the pool (fewer tasks, less overhead per image).
 MAX_CHUNK = 16
 # Reader threads beyond this cost more in GIL hand-overs than they gain: on files in the page
-# cache 8 threads ran at less than half the rate of 1 (benchmarks/feeder_cpu.py); they pay off only where
-# reads wait on a disk or network, and there ``threads`` can be raised.
+# cache 8 threads ran at less than half the rate of 1 (benchmarks/feeder_cpu.py). More pay off
+# only where reads wait on a disk or network; pass ``threads`` there.
 MAX_DEFAULT_THREADS = 4
 
 FILE_NOT_FOUND = "image file not found"

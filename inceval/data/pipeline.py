@@ -3,8 +3,9 @@
 This is the only module that imports ``nvidia.dali``, and only inside functions, so the package
 imports on machines without DALI (macOS).
 
-Design. The crop geometry is computed in Python, once per image, by
-:func:`~inceval.data.views.plan_views` from the size in the image header, and fed to one fixed
+Design. The crop geometry is computed in Python, once per image size, by
+:func:`~inceval.data.views.plan_views` from the size in the image header (the feeder,
+:mod:`inceval.data.feeder`, reads files and headers ahead in a thread pool), and fed to one fixed
 DALI graph through ``fn.external_source`` together with the encoded bytes. The graph depends only
 on the view specs, never on an image:
 
@@ -19,14 +20,17 @@ Views that differ only by their mirror flag share the slice and resize. The numb
 per image (sizes, ROIs, boxes, crop windows) travel as two small arrays per sample, indexed
 inside the graph.
 
-A bad image kills a DALI pipeline for good. Headers are therefore checked before an image is
-queued, and when DALI still fails, the in-flight images are decoded one by one to name the file.
+One pipeline is built per view set and fed for the whole run (:func:`iter_segment_batches`). A
+bad image kills a DALI pipeline for good, so headers are checked before an image is queued; when
+DALI still fails, the in-flight images are decoded one by one to find the culprit, and a new
+pipeline renders the others again: one rebuild per such file.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -70,6 +74,14 @@ def dali_available() -> bool:
     except (ImportError, OSError):
         return False
     return True
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (DALI's default thread count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @functools.cache
@@ -617,8 +629,9 @@ def iter_segment_batches(
         batch_size: most images per DALI batch.
         device: ``"gpu"`` (nvJPEG decode and GPU ops), ``"cpu"``, or ``"auto"``.
         device_id: the GPU to decode on (default: torch's current device).
-        num_threads: DALI CPU threads (default: from the CPU count).
-        feeder_threads: threads reading files ahead (default: from the CPU count).
+        num_threads: DALI CPU threads (default: the CPUs this process may use).
+        feeder_threads: threads reading files ahead (default:
+            :func:`inceval.data.feeder.default_threads`).
         normalize: None for uint8 views; else the EvalConfig that normalises them.
         dtype: dtype of normalised views (float16 on the GPU, float32 on the CPU by default).
         prefetch: batches DALI prepares ahead.
@@ -632,7 +645,7 @@ def iter_segment_batches(
     Raises:
         InceValError: bad settings, or a DALI failure no single image explains.
     """
-    from inceval.data.feeder import ImageFeeder, default_threads
+    from inceval.data.feeder import ImageFeeder
 
     if not dali_available():
         raise InceValError("NVIDIA DALI is not installed here; use --backend torch")
@@ -655,11 +668,12 @@ def iter_segment_batches(
     if on_gpu and device_id is None:
         device_id = torch.cuda.current_device() if torch.cuda.is_available() else 0
     decode_device = "mixed" if on_gpu else "cpu"
-    threads = num_threads or default_threads()
+    threads = num_threads or usable_cpus()
     stats = stats if stats is not None else PipelineStats()
     known_bad = known_bad if known_bad is not None else {}
     file_paths = [Path(p) for p in paths]
-    feeder = ImageFeeder(file_paths, views, threads=feeder_threads)
+    feeder = ImageFeeder(file_paths, views, threads=feeder_threads,
+                         read_ahead=max(64, batch_size * (prefetch + 1)))
     layout = feeder.layout
     planner = _Planner(feeder, segments, batch_size, known_bad, layout.num_boxes > 0)
     copier = _OutputCopier(out_dtype, torch.device("cuda", device_id) if on_gpu else None)

@@ -331,10 +331,10 @@ def default_batch_size(views_per_image: int, input_size: int, device: torch.devi
 
 
 def default_workers() -> int:
-    """DALI CPU threads by default: the CPUs this process may use (at least 1)."""
-    from inceval.data.feeder import default_threads
+    """DALI CPU threads when ``--workers`` is not given: the CPUs this process may use."""
+    from inceval.data.pipeline import usable_cpus
 
-    return default_threads()
+    return usable_cpus()
 
 
 def _segment_source(paths: Sequence[Path], backend: str, device: torch.device,

@@ -26,8 +26,8 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 @pytest.mark.dali
-def test_bench_writes_every_stage_with_consistent_counts(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_writes_every_stage_with_consistent_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "bench.json"
     code, out, err = run_cli(["bench", "--models", "v3", "--input-size", "75", "--crops", "1",
                               "--synthetic", "2", "--images", "3", "--batch-size", "2",

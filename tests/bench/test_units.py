@@ -114,3 +114,97 @@ def test_gemm_rate_counts_two_n_cubed_per_product(monkeypatch: pytest.MonkeyPatc
     assert (entry["repeats"], entry["seconds"]) == (3, 1.5)
     assert entry["tflop_per_s"] == 2 * 64**3 * 3 / 1.5 / 1e12
     assert (entry["size"], entry["dtype"], entry["allow_tf32"]) == (64, "float32", None)
+
+
+def test_passes_repeat_until_min_seconds_with_between_calls_outside_the_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each pass advances a fake clock by 0.4 s, each between-call by 5 s (which must not count).
+    # min_seconds 1.0: passes end at 0.4, 0.8, 1.2 s of work -> 3 passes, 2 between-calls.
+    from inceval.bench import stages
+
+    clock = [0.0]
+    calls = []
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock[0]
+
+    def one_pass() -> tuple[int, int]:
+        clock[0] += 0.4
+        return 2, 6
+
+    def between() -> None:
+        clock[0] += 5.0
+        calls.append(clock[0])
+
+    monkeypatch.setattr(stages, "time", FakeTime)
+    m = stages.timed_passes(one_pass, torch.device("cpu"), 1.0, between)
+    assert (m.passes, m.images, m.views, len(calls)) == (3, 6, 18, 2)
+    assert m.seconds == pytest.approx(1.2)
+    one = stages.timed_passes(one_pass, torch.device("cpu"), 0.0, between)
+    assert (one.passes, len(calls)) == (1, 2)  # one pass, nothing between
+
+
+def test_a_row_is_normalised_by_the_mean_of_its_bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inceval.bench import runner
+
+    class FakeReference:
+        def __init__(self) -> None:
+            self.bursts = [10.0]
+            self.next = iter([20.0, 30.0, 60.0])
+
+        def burst(self, seconds: float) -> float:
+            self.bursts.append(next(self.next))
+            return self.bursts[-1]
+
+    clock = iter([0.0, 0.5, 1.5, 1.6, 1.7])
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(clock))
+    reference = FakeReference()
+    row = runner._RowReference(reference, 0.1)  # created at 0.0
+    row.between()   # at 0.5: too soon after the start, no burst
+    row.between()   # at 1.5: a burst (20), then the clock reads 1.6
+    row.between()   # at 1.7: too soon after the last burst
+    # The burst before (10), the one between (20), the one after (30): mean 20.
+    assert row.finish() == 20.0
+    assert reference.bursts == [10.0, 20.0, 30.0]
+
+
+def test_baseline_takes_each_rows_median_run() -> None:
+    from inceval.bench.gate import median_document
+    from tests.bench.helpers import document, row
+
+    def run(model_rate: float, e2e_rate: float) -> dict:
+        return document([row("v3", "1", "model", model_rate, 10.0),
+                         row("v3", "1", "end-to-end", e2e_rate, 10.0)])
+
+    # Normalised (rate / 10): model 3, 1, 2 -> median 2 (run 3); end to end 5, 6, 4 -> 5 (run 1).
+    baseline = median_document([run(30.0, 50.0), run(10.0, 60.0), run(20.0, 40.0)])
+    assert [r["normalised"] for r in baseline["rows"]] == [2.0, 5.0]
+    assert baseline["rows"][0]["normalised_runs"] == [3.0, 1.0, 2.0]
+    assert baseline["baseline"]["runs"] == 3
+    # Two runs: the lower of the two.
+    assert [r["normalised"] for r in median_document([run(30.0, 50.0),
+                                                      run(10.0, 60.0)])["rows"]] == [1.0, 5.0]
+    with pytest.raises(InceValError, match="bench run 2 measured other rows than run 1"):
+        median_document([run(1.0, 1.0), document([])])
+
+
+def test_under_load_report_as_markdown() -> None:
+    from inceval.bench.gate import to_markdown
+
+    def check(sleep: str | None, raw: float, ratio: float, status: int) -> dict:
+        return {"planted_sleep_per_batch_s": sleep, "load_average_1min_at_start": 2.5,
+                "bench_seconds": 30.4, "exit_status": status,
+                "rows": {"v3/1/model": {"raw_ratio": raw, "ratio": ratio}}}
+
+    report = {"date": "D", "what": "W", "max_slowdown": 0.5,
+              "checks": [check(None, 0.4, 0.9, 0), check(None, 1.7, 1.1, 0),
+                         check("1.0", 0.1, 0.2, 1)]}
+    text = to_markdown(report)
+    assert "| 1 | - | 2.50 | 30 | 0.90 | 0 |" in text
+    assert "| 3 | 1.0 | 2.50 | 30 | 0.20 | 1 |" in text
+    assert "the gate fails below 0.5." in text
+    # The planted check is left out of the ranges.
+    assert text.endswith("Under load, raw views/s ranged from 0.40x to 1.70x the baseline's; "
+                         "normalised ratios from 0.90 to 1.10.\n")
