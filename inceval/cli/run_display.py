@@ -161,12 +161,18 @@ def scores_table(scores: list[Score]) -> Table:
                   title_justify="left")
     for header in ("model", "crops", "subset"):
         table.add_column(header, no_wrap=True)
-    for header in ("images", "top-1 err", "top-5 err", "top-1 wrong", "top-5 wrong"):
+    unreadable = any(score.unreadable for score in scores)
+    headers = ["images", "top-1 err", "top-5 err", "top-1 wrong", "top-5 wrong"]
+    if unreadable:
+        headers.insert(1, "unreadable")
+    for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
     for score in scores:
-        table.add_row(score.model, score.protocol, score.subset, f"{score.images:,}",
-                      f"{score.top1_error:.2f}", f"{score.top5_error:.2f}",
-                      f"{score.top1_wrong:,}", f"{score.top5_wrong:,}")
+        cells = [f"{score.images:,}", f"{score.top1_error:.2f}", f"{score.top5_error:.2f}",
+                 f"{score.top1_wrong:,}", f"{score.top5_wrong:,}"]
+        if unreadable:
+            cells.insert(1, f"{score.unreadable:,}")
+        table.add_row(score.model, score.protocol, score.subset, *cells)
     return table
 
 

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,8 +201,9 @@ def _describe_exit(code: int) -> str:
 def launch_local(run_args: list[str], nproc: int, command: str) -> int:
     """Run ``inceval run RUN_ARGS`` as ``nproc`` ranks on this machine; the exit status.
 
-    Rank 0 keeps this terminal (progress, tables, summary); the other ranks' messages go to
-    temporary files, and the last line of a failing rank's is shown. When a rank fails, the
+    Rank 0 keeps this terminal (progress, tables, summary); the other ranks' output goes to
+    temporary files, except their unreadable-image warnings, which are shown as they come, and
+    the last line of a failing rank's output is shown. When a rank fails, the
     others are stopped: the chunks finished so far stay in the run directory for ``--resume``.
 
     Returns:
@@ -224,10 +226,13 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
         if rank == 0:
             procs.append(subprocess.Popen(argv, env=env))
             continue
-        handle = open(logs / f"rank{rank}.log", "wb")
-        handles.append(handle)
-        procs.append(subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL))
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        procs.append(proc)
+        relay = threading.Thread(target=_relay, args=(proc, logs / f"rank{rank}.log"),
+                                 daemon=True)
+        relay.start()
+        handles.append(relay)
     failed: tuple[int, int] | None = None
     try:
         while True:
@@ -245,8 +250,8 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
     finally:
         if failed is not None:
             _stop(procs)
-        for handle in handles:
-            handle.close()
+        for relay in handles:
+            relay.join(timeout=_GRACE_S)
     if failed is None:
         return 0
     rank, code = failed
@@ -257,6 +262,18 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
           + f"; the other ranks were stopped; finished chunks are kept: continue with "
             f"{_resume(command)}", file=sys.stderr)
     return 2 if code == 2 else 3
+
+
+def _relay(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Keep a rank's output in its log; show its unreadable-image warnings on this terminal."""
+    assert proc.stdout is not None
+    with open(log, "wb") as handle:
+        for line in proc.stdout:
+            handle.write(line)
+            handle.flush()
+            if b"warning: " in line:
+                sys.stderr.write(line.decode(errors="replace"))
+                sys.stderr.flush()
 
 
 def _resume(command: str) -> str:

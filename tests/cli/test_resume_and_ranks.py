@@ -168,3 +168,62 @@ def test_a_killed_rank_fails_the_run_and_one_process_resumes_it(reference_run: P
     result = _run(out, "--resume")
     assert result.returncode == 0, result.stderr
     _assert_same_store(reference_run, out)
+
+
+@pytest.fixture(scope="module")
+def data_with_bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled photos plus a truncated JPEG (found by DALI) and a non-image (by its header)."""
+    from inceval.sample import SAMPLE_LABELS, SAMPLE_ROOT
+
+    root = tmp_path_factory.mktemp("bad-data")
+    (root / "images").mkdir()
+    lines = SAMPLE_LABELS.read_text().splitlines()
+    for line in lines:
+        name = line.split()[0]
+        (root / name).write_bytes((SAMPLE_ROOT / name).read_bytes())
+    coffee = (SAMPLE_ROOT / "images" / "coffee.jpg").read_bytes()
+    (root / "images" / "aa_truncated.jpg").write_bytes(coffee[:3000])
+    (root / "images" / "zz_garbage.jpg").write_bytes(b"not an image")
+    lines = ["images/aa_truncated.jpg 7", *lines, "images/zz_garbage.jpg 5"]
+    (root / "labels.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _bad_data_args(root: Path) -> list[str]:
+    return ["--data", str(root), "--labels", str(root / "labels.txt"), "--layout", "list",
+            "--limit", "10"]
+
+
+def test_bad_files_are_reported_recorded_and_identical_across_ranks(
+        data_with_bad_files: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = _run(one, *_bad_data_args(data_with_bad_files), "--json")
+    assert first.returncode == 0, first.stderr
+    warnings = [line for line in first.stderr.splitlines() if "warning: skipped" in line]
+    assert warnings == [
+        f"warning: skipped unreadable image {data_with_bad_files}/images/aa_truncated.jpg: "
+        "cannot decode image (image file is truncated (4 bytes not processed))",
+        f"warning: skipped unreadable image {data_with_bad_files}/images/zz_garbage.jpg: "
+        "not a readable image",
+    ]
+    summary = json.loads(first.stdout)
+    assert [(u["index"], u["path"]) for u in summary["unreadable"]] == [
+        (0, "images/aa_truncated.jpg"), (9, "images/zz_garbage.jpg")]
+    assert summary["pipeline_builds"] == 2  # one pipeline, rebuilt once for the truncated file
+    assert {r["images"] for r in summary["results"]} == {8}
+    assert {r["unreadable"] for r in summary["results"]} == {2}
+
+    second = _run(two, *_bad_data_args(data_with_bad_files), "--nproc", "2")
+    assert second.returncode == 0, second.stderr
+    assert sum("warning: skipped" in line for line in second.stderr.splitlines()) == 2
+    _assert_same_store(one, two)
+
+
+def test_strict_stops_at_the_first_bad_file_with_one_line(data_with_bad_files: Path,
+                                                          tmp_path: Path) -> None:
+    result = _run(tmp_path / "run", *_bad_data_args(data_with_bad_files), "--strict", "-q")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {data_with_bad_files}/images/aa_truncated.jpg: cannot "
+                           "decode image (image file is truncated")
+    assert last.endswith("--strict -q --resume")
