@@ -1,7 +1,7 @@
 """GPU check (issue 7): numerics, throughput and the DALI GPU path, in one command.
 
-    python benchmarks/gpu_check.py                 # on a CUDA machine, under 8 minutes on an H200
-    python benchmarks/gpu_check.py --quick         # v3 only, fewer variants, about 3 minutes
+    python benchmarks/gpu_check.py                 # on a CUDA machine; budget 450 s (7.5 minutes)
+    python benchmarks/gpu_check.py --quick         # v3 only, fewer variants; budget 200 s
     python benchmarks/gpu_check.py --dry-run       # every section on the CPU at tiny sizes
 
 Sections, each guarded (a failing one records its error and the others still run), in order of
@@ -49,7 +49,6 @@ import contextlib
 import copy
 import datetime
 import json
-import os
 import statistics
 import sys
 import tempfile

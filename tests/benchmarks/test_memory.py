@@ -63,4 +63,8 @@ def test_tiny_real_run(tmp_path: Path) -> None:
         assert row["model_views"] == row["images"]
         # The kernel's peak for the child (wait4) covers what the child saw of itself at its end.
         assert row["peak_rss_mib"] >= row["child_self_maxrss_mib"] > 50
+        # ... and every sample the child took of its resident set along the way (0.1 rounding).
+        sampled = row["rss_sampled_peak"]
+        assert 0 < sampled["rss_mib"] <= row["peak_rss_mib"] + 0.1
+        assert sampled["anon_mib"] + sampled["file_mib"] <= sampled["rss_mib"] + 0.2
     assert len(report["comparisons"]) == 1

@@ -147,7 +147,7 @@ def test_help_explains_every_option() -> None:
         assert option in result.output
     assert "default: 1024" in result.output and "default: float32" in result.output
     # The --batch-size default, explained (help text wraps, so compare without line breaks).
-    assert "32 images at 1 crop" in " ".join(result.output.split())
+    assert "8 images at 1 crop" in " ".join(result.output.split())
 
 
 def test_plan_lines_show_one_rendering_per_input_size(tmp_path: Path) -> None:
