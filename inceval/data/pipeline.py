@@ -48,7 +48,6 @@ from inceval.data.views import (
     ViewBatch,
     ViewPlan,
     ViewSpec,
-    plan_views,
 )
 from inceval.errors import InceValError
 from inceval.eval_config import EvalConfig
