@@ -502,17 +502,8 @@ class RunWriter:
             InceValError: non-finite values (nothing is written for the batch), or a failed
                 write of the progress record.
         """
-        self._require_open()
+        entry, array = self._writable(model, protocol, probs)
         key = (model, protocol)
-        if key not in self._maps:
-            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
-        entry = self._manifest["predictions"][model][protocol]
-        if entry["complete"]:
-            raise ValueError(f"predictions {model}/{protocol} are complete; nothing may change")
-        if hasattr(probs, "detach"):  # torch: any device, any float type (bfloat16 included)
-            array = probs.detach().float().cpu().numpy()
-        else:
-            array = np.asarray(probs)
         rows = array.shape[0] if array.ndim == 2 else -1
         if array.ndim != 2 or array.shape[1] != entry["num_classes"]:
             raise ValueError(f"probs must have shape (B, {entry['num_classes']}), got "
@@ -559,17 +550,8 @@ class RunWriter:
             ValueError: file not opened or complete, shapes that disagree, positions out of range.
             InceValError: non-finite probabilities (nothing is written for the batch).
         """
-        self._require_open()
+        entry, array = self._writable(model, protocol, probs)
         key = (model, protocol)
-        if key not in self._maps:
-            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
-        entry = self._manifest["predictions"][model][protocol]
-        if entry["complete"]:
-            raise ValueError(f"predictions {model}/{protocol} are complete; nothing may change")
-        if hasattr(probs, "detach"):
-            array = probs.detach().float().cpu().numpy()
-        else:
-            array = np.asarray(probs)
         rows = np.asarray(indices, dtype=np.int64).reshape(-1)
         if array.ndim != 2 or array.shape != (rows.size, entry["num_classes"]):
             raise ValueError(f"probs must have shape ({rows.size}, {entry['num_classes']}), got "
@@ -778,6 +760,18 @@ class RunWriter:
         self.close()
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _writable(self, model: str, protocol: str, probs: Any) -> tuple[dict[str, Any], np.ndarray]:
+        """The manifest entry of an open, unfinished prediction file, and ``probs`` as numpy."""
+        self._require_open()
+        if (model, protocol) not in self._maps:
+            raise ValueError(f"open_predictions({model!r}, {protocol!r}) was not called")
+        entry = self._manifest["predictions"][model][protocol]
+        if entry["complete"]:
+            raise ValueError(f"predictions {model}/{protocol} are complete; nothing may change")
+        if hasattr(probs, "detach"):  # torch: any device, any float type (bfloat16 included)
+            return entry, probs.detach().float().cpu().numpy()
+        return entry, np.asarray(probs)
 
     def _require_open(self) -> None:
         if not self._open:

@@ -163,9 +163,10 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
     )
     from inceval.cli.console import console
     from inceval.engine import distributed
-    from inceval.engine.launch import execute, prepare, resume_hint
+    from inceval.engine.launch import execute, prepare
     from inceval.engine.runspec import RunRequest
     from inceval.errors import InceValError
+    from inceval.store import resume_command
 
     invoked = _invoked_args()
     typed = os.environ.get(distributed.COMMAND_ENV) or shlex.join(["inceval", *invoked])
@@ -197,7 +198,7 @@ def command(models: str, crops: str, weights: str, weights_tag: str | None, data
         err_console.print(rank + bad_image_line(path, reason), markup=False, highlight=False,
                           soft_wrap=True)
 
-    hint = resume_hint(request.command)
+    hint = resume_command({"command": request.command})
     try:
         if quiet:
             outcome = execute(prepared, on_bad_image=on_bad_image)

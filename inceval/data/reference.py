@@ -232,6 +232,19 @@ def _checked(batch: ViewBatch | InceValError) -> ViewBatch:
     return batch
 
 
+def _checked_settings(views: Sequence[ViewSpec], batch_size: int,
+                      num_workers: int) -> tuple[ViewSpec, ...]:
+    """The views as a tuple, after refusing settings a loader cannot use."""
+    if batch_size < 1:
+        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise InceValError(f"--workers must be 0 or more, got {num_workers}")
+    views = tuple(views)
+    if not views:
+        raise InceValError("no views to render; choose at least one protocol")
+    return views
+
+
 def iter_reference_batches(
     paths: Sequence[str | Path],
     views: Sequence[ViewSpec],
@@ -258,13 +271,7 @@ def iter_reference_batches(
     Raises:
         InceValError: for a bad shard or batch setting, or an unreadable image.
     """
-    if batch_size < 1:
-        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise InceValError(f"--workers must be 0 or more, got {num_workers}")
-    views = tuple(views)
-    if not views:
-        raise InceValError("no views to render; choose at least one protocol")
+    views = _checked_settings(views, batch_size, num_workers)
     positions = shard_range(len(paths), shard_id, num_shards)
     dataset = _ViewDataset([Path(p) for p in paths], positions, views)
     if num_workers == 0:
@@ -338,13 +345,7 @@ def iter_reference_segments(
     Yields:
         :class:`~inceval.data.views.SegmentBatch` objects covering every position.
     """
-    if batch_size < 1:
-        raise InceValError(f"--batch-size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise InceValError(f"--workers must be 0 or more, got {num_workers}")
-    views = tuple(views)
-    if not views:
-        raise InceValError("no views to render; choose at least one protocol")
+    views = _checked_settings(views, batch_size, num_workers)
     known_bad = known_bad if known_bad is not None else {}
     plan = [(number, list(range(start, min(start + batch_size, segment.stop))))
             for number, segment in enumerate(segments)

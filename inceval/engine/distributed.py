@@ -210,6 +210,9 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
         0 when every rank succeeded; else 2 when the first failing rank reported an input
         error, 130 when interrupted, 3 otherwise.
     """
+    from inceval.store import resume_command
+
+    hint = resume_command({"command": command})
     port = _free_port()
     logs = Path(tempfile.mkdtemp(prefix="inceval-ranks-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -244,7 +247,7 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         _stop(procs)
-        print(f"interrupted; finished chunks are kept: continue with {_resume(command)}",
+        print(f"interrupted; finished chunks are kept: continue with {hint}",
               file=sys.stderr)
         return 130
     finally:
@@ -260,7 +263,7 @@ def launch_local(run_args: list[str], nproc: int, command: str) -> int:
     print(f"error: rank {rank} of {nproc} {_describe_exit(code)}"
           + (f": {detail}" if detail else "")
           + f"; the other ranks were stopped; finished chunks are kept: continue with "
-            f"{_resume(command)}", file=sys.stderr)
+            f"{hint}", file=sys.stderr)
     return 2 if code == 2 else 3
 
 
@@ -274,12 +277,6 @@ def _relay(proc: subprocess.Popen[bytes], log: Path) -> None:
             if b"warning: " in line:
                 sys.stderr.write(line.decode(errors="replace"))
                 sys.stderr.flush()
-
-
-def _resume(command: str) -> str:
-    from inceval.store import resume_command
-
-    return resume_command({"command": command})
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -34,7 +34,7 @@ from inceval.engine.evaluate import (
     evaluate,
     model_names,
     prepare_store,
-    open_run,
+    images_table,
     resolve_device,
 )
 from inceval.engine import distributed
@@ -131,11 +131,6 @@ def _run_dir(request: RunRequest) -> Path:
     if "/" in name or name in (".", ".."):
         raise InceValError(f"--name {name!r} must be a plain directory name; use --out for a path")
     return DEFAULT_RUNS_DIR / name
-
-
-def resume_hint(command: str | None) -> str:
-    """The command that continues a run: its own command line with ``--resume``."""
-    return resume_command({"command": command})
 
 
 def _check_run_dir(path: Path, overwrite: bool, resume: bool = False) -> None:
@@ -265,9 +260,9 @@ def _open_store(prepared: PreparedRun, settings: dict[str, Any], data_info: dict
     manifest = build_manifest(prepared.models, prepared.protocols, prepared.dataset,
                               settings=settings, data_info=data_info, extra=extra)
     if not request.resume:
-        writer = open_run(prepared.run_dir, prepared.models, prepared.protocols,
-                          prepared.dataset, settings=settings, data_info=data_info, extra=extra,
-                          overwrite=request.overwrite)
+        writer = RunWriter.create(prepared.run_dir, manifest=manifest,
+                                  images=images_table(prepared.dataset),
+                                  overwrite=request.overwrite, flush_interval_s=5.0)
         return writer, False
     stored = RunReader(prepared.run_dir).manifest
     difference = resume_difference(stored, json.loads(json.dumps(manifest)))
@@ -293,7 +288,7 @@ def _resume_hint_on_error(command: str | None) -> Iterator[None]:
         yield
     except InceValError as exc:
         raise InceValError(f"{exc}; finished chunks are kept: after fixing it, continue with "
-                           f"{resume_hint(command)}") from None
+                           f"{resume_command({'command': command})}") from None
 
 
 def _decoder(backend: str, device: torch.device) -> str:
@@ -369,10 +364,10 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
                           request.chunk_size)
     complete = context.gather(complete)[0]
     if complete:
-        unreadable = RunReader(prepared.run_dir).manifest.get("unreadable") or {}
-        scores = RunReader(prepared.run_dir).results() if context.is_primary else []
-        errors = {int(k): v for k, v in (unreadable.get("images") or {}).items()}
-        return RunOutcome(prepared.run_dir, None, scores, errors, already_complete=True)
+        reader = RunReader(prepared.run_dir)
+        scores = reader.results() if context.is_primary else []
+        return RunOutcome(prepared.run_dir, None, scores, _unreadable(reader),
+                          already_complete=True)
     context.barrier()  # the store and its prediction files exist
     if writer is None:
         writer = RunWriter.attach(prepared.run_dir)
@@ -401,6 +396,10 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
     if not context.is_primary:
         return RunOutcome(prepared.run_dir, stats, [], stats.unreadable)
     reader = RunReader(prepared.run_dir)
-    errors = {int(k): v for k, v in
-              ((reader.manifest.get("unreadable") or {}).get("images") or {}).items()}
-    return RunOutcome(prepared.run_dir, stats, reader.results(), errors)
+    return RunOutcome(prepared.run_dir, stats, reader.results(), _unreadable(reader))
+
+
+def _unreadable(reader: RunReader) -> dict[int, str]:
+    """Position -> reason of the run's unreadable images, from its manifest."""
+    record = reader.manifest.get("unreadable") or {}
+    return {int(k): v for k, v in (record.get("images") or {}).items()}
