@@ -767,11 +767,13 @@ def section_dali_handoff(ctx: Context) -> dict[str, Any]:
     dataset = dataset_of(ctx, 16 if ctx.dry_run else 128)
     protocol = "1" if ctx.dry_run else "12"
     sums = {}
+    handoffs = set()
     for label, delay in (("fast", 0.0), ("delayed", 0.02 if ctx.dry_run else 0.05)):
         recorder = ViewRecorder(config, keep_views=False, delay_s=delay)
-        run_engine(ctx, [recorder], [protocol], dataset, device=ctx.device, backend="dali",
-                   batch_size=4, workers=2, max_views_per_forward=8)
+        stats = run_engine(ctx, [recorder], [protocol], dataset, device=ctx.device,
+                           backend="dali", batch_size=4, workers=2, max_views_per_forward=8)
         sums[label] = recorder.recorded_sums()
+        handoffs.add(stats.view_handoff)
     identical = sums["fast"].shape == sums["delayed"].shape and torch.equal(sums["fast"],
                                                                             sums["delayed"])
     differing = (int((sums["fast"] != sums["delayed"]).sum())
@@ -780,7 +782,8 @@ def section_dali_handoff(ctx: Context) -> dict[str, Any]:
               "0 differing views")
     return {"dali": version, "decoded_on": _decode_device(ctx), "protocol": protocol,
             "images": len(dataset), "views": int(sums["fast"].numel()),
-            "differing_views": differing, "summary": f"identical: {identical}"}
+            "differing_views": differing, "view_handoff": sorted(map(str, handoffs)),
+            "summary": f"identical: {identical} (hand-off: {', '.join(sorted(map(str, handoffs)))})"}
 
 
 def section_dali_pipeline_memory(ctx: Context) -> dict[str, Any]:

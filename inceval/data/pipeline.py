@@ -427,6 +427,7 @@ class PipelineStats:
 
     builds: int = 0
     rebuilds: int = 0
+    handoff: str | None = None  # "dlpack" or "copy", once a pipeline was built
 
 
 @dataclass
@@ -554,31 +555,53 @@ def bad_image_message(path: Path, reason: str) -> str:
     return image_error_message(path, reason)
 
 
-class _OutputCopier:
-    """Copies dense DALI outputs into fresh torch tensors, on the GPU on a side stream.
+class _OutputHandoff:
+    """Hands dense DALI outputs to torch: shared through DLPack when DALI lets go of them.
 
-    DALI reuses its output buffers, so each batch is copied once into memory torch owns. On a GPU
-    the copy runs on a dedicated stream and the consumer's stream is made to wait for it through
-    an event (:func:`ready`), so ordering holds whatever stream the consumer uses.
+    With DALI's default (dynamic) executor an output buffer lives as long as anyone holds it, so
+    torch takes it through DLPack without a copy, as DALI's own PyTorch iterator does. With the
+    legacy executor (``exec_dynamic=False``) DALI reuses its buffers, so each batch is copied once
+    into memory torch owns.
+
+    On a GPU the hand-off is ordered on a side stream: DALI makes that stream wait for its own
+    work (DLPack's ``stream`` argument), or the copy runs on it; an event is recorded there and the
+    consumer's stream waits for it (:func:`ready`). A shared buffer returns to DALI when its
+    tensor is freed, so a consumer must keep the tensor until its kernels have run; the engine
+    does, since it reads each batch's probabilities back to the host before letting go.
     """
 
-    def __init__(self, dtype: torch.dtype, device: torch.device | None) -> None:
+    def __init__(self, dtype: torch.dtype, device: torch.device | None, *,
+                 zero_copy: bool) -> None:
         self._dtype = dtype
         self._device = device
+        self.zero_copy = zero_copy
         self._stream = torch.cuda.Stream(device=device) if device is not None else None
 
-    def __call__(self, output: Any) -> torch.Tensor:
+    @property
+    def mode(self) -> str:
+        """``"dlpack"`` (shared buffers) or ``"copy"``."""
+        return "dlpack" if self.zero_copy else "copy"
+
+    def _take(self, dense: Any, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.zero_copy:
+            tensor = torch.from_dlpack(dense)
+            if tensor.dtype != self._dtype or tuple(tensor.shape) != shape:
+                raise RuntimeError(f"DALI handed over {tensor.dtype} {tuple(tensor.shape)}, "
+                                   f"expected {self._dtype} {shape}")
+            return tensor
         from nvidia.dali.plugin.pytorch import feed_ndarray
 
+        tensor = torch.empty(shape, dtype=self._dtype, device=self._device or "cpu")
+        feed_ndarray(dense, tensor, cuda_stream=self._stream)
+        return tensor
+
+    def __call__(self, output: Any) -> torch.Tensor:
         dense = output.as_tensor()
         shape = tuple(dense.shape())
         if self._device is None:
-            tensor = torch.empty(shape, dtype=self._dtype)
-            feed_ndarray(dense, tensor)
-            return tensor
-        with torch.cuda.device(self._device):
-            tensor = torch.empty(shape, dtype=self._dtype, device=self._device)
-            feed_ndarray(dense, tensor, cuda_stream=self._stream)
+            return self._take(dense, shape)
+        with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
+            tensor = self._take(dense, shape)
             event = torch.cuda.Event()
             event.record(self._stream)
         tensor._inceval_ready = event  # type: ignore[attr-defined]
@@ -675,7 +698,6 @@ def iter_segment_batches(
                          read_ahead=max(64, batch_size * (prefetch + 1)))
     layout = feeder.layout
     planner = _Planner(feeder, segments, batch_size, known_bad, layout.num_boxes > 0)
-    copier = _OutputCopier(out_dtype, torch.device("cuda", device_id) if on_gpu else None)
 
     def build() -> Any:
         stats.builds += 1
@@ -689,6 +711,10 @@ def iter_segment_batches(
         return SegmentBatch(record.segment, np.zeros(0, dtype=np.int64), None, record.errors)
 
     pipe = build()
+    # The executor is fixed by the graph's settings, so every rebuild hands over the same way.
+    handoff = _OutputHandoff(out_dtype, torch.device("cuda", device_id) if on_gpu else None,
+                             zero_copy=bool(getattr(pipe, "exec_dynamic", False)))
+    stats.handoff = handoff.mode
     try:
         while True:
             while planner.order and not planner.order[0].samples:
@@ -730,7 +756,7 @@ def iter_segment_batches(
                 yield errors_only(planner.order.popleft())
             record = planner.order.popleft()
             yield SegmentBatch(record.segment, np.asarray(record.positions, dtype=np.int64),
-                               copier(output), record.errors)
+                               handoff(output), record.errors)
     finally:
         del pipe
         planner.close()

@@ -73,6 +73,8 @@ class RunStats:
         chunks_computed: chunks this process computed.
         unreadable: position -> reason of the images this process found unreadable.
         pipeline_builds: view pipelines built (DALI: one per view group, plus one per failure).
+        view_handoff: how DALI's views reached torch: ``"dlpack"`` (shared buffers, no copy) or
+            ``"copy"``; None for the torch backend.
         batch_sizes: model name -> images per rendered batch of its view group.
         model_settings: model name -> how its forwards ran (precision facts, views per forward,
             out-of-memory halvings).
@@ -91,6 +93,7 @@ class RunStats:
     chunks_computed: int = 0
     unreadable: dict[int, str] = field(default_factory=dict)
     pipeline_builds: int = 0
+    view_handoff: str | None = None
     batch_sizes: dict[str, int] = field(default_factory=dict)
     model_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +117,7 @@ class RunStats:
                 "chunks_already_done": self.chunks_already_done,
                 "chunks_computed": self.chunks_computed,
                 "pipeline_builds": self.pipeline_builds,
+                "view_handoff": self.view_handoff,
                 "batch_sizes": self.batch_sizes,
                 "models": self.model_settings,
             },
@@ -581,6 +585,7 @@ def evaluate(
         chunks_computed=len(mine),
         unreadable=unreadable,
         pipeline_builds=pipeline_stats.builds,
+        view_handoff=pipeline_stats.handoff,
         batch_sizes={names[m.position]: batch_sizes[g.number] for g in groups
                      for m in g.members},
         model_settings={names[position]: runner.settings()
