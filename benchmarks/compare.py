@@ -51,7 +51,8 @@ from inceval.bench.synthetic import write_synthetic_jpegs  # noqa: E402
 from inceval.data.loader import resolve_backend  # noqa: E402
 from inceval.data.protocols import get_protocol  # noqa: E402
 from inceval.data.views import union_views  # noqa: E402
-from inceval.engine.evaluate import DEFAULT_MAX_VIEWS_PER_FORWARD, default_batch_size  # noqa: E402
+from inceval.engine.evaluate import default_batch_size  # noqa: E402
+from inceval.engine.forward import default_views_per_forward  # noqa: E402
 from inceval.models import create_model, get_eval_config, prepare_for_inference  # noqa: E402
 
 # (numerator, denominator, least ratio, protocols it applies to)
@@ -87,7 +88,7 @@ def measure_protocol(name: str, paths: list[Path], args: argparse.Namespace) -> 
     fast = prepare_for_inference(plain)
     protocol = get_protocol(name)
     views, _ = union_views([protocol.resolve(config)])
-    per_forward = DEFAULT_MAX_VIEWS_PER_FORWARD["cpu"]
+    per_forward = default_views_per_forward(device, len(views), config.input_size)
     batch = args.batch_size or default_batch_size(len(views), config.input_size, device,
                                                   per_forward)
     common = {"backend": resolve_backend("auto"), "batch_size": batch, "device": device,

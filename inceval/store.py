@@ -368,7 +368,9 @@ class RunWriter:
                 with ``manifest`` (the message names the key).
         """
         path = Path(run_dir)
-        reader = RunReader(path)  # validates format, schema and images.csv
+        # Validates format, schema and images.csv; the unreadable-image records may disagree
+        # after a crash between their two writes: both are rewritten from the chunk markers below.
+        reader = RunReader(path, _records_may_lag=True)
         stored = json.loads(json.dumps(reader.manifest))
         if manifest is not None:
             _validate_manifest(manifest)
@@ -378,6 +380,8 @@ class RunWriter:
         lock = _acquire_lock(path)
         try:
             writer = cls(path, stored, reader.images, lock, flush_interval_s)
+            if CHUNKS in stored:
+                writer._record_chunk_progress(rewrite_unreadable=True)
             writer._save_manifest()
         except BaseException:
             _release_lock(lock)
@@ -688,9 +692,11 @@ class RunWriter:
         self._save_progress()
         return dict(self._unreadable)
 
-    def _record_chunk_progress(self, markers: Mapping[int, Mapping[str, Any]] | None = None
-                               ) -> None:
-        """rows_written from the done chunks (the done prefix), and the unreadable images."""
+    def _record_chunk_progress(self, markers: Mapping[int, Mapping[str, Any]] | None = None,
+                               *, rewrite_unreadable: bool = False) -> None:
+        """rows_written from the done chunks (the done prefix), and the unreadable images
+        (images.csv and the manifest rewritten when they changed, or always with
+        ``rewrite_unreadable``)."""
         markers = markers if markers is not None else self.done_chunks()
         size = int(self._manifest[CHUNKS]["size"])
         count = int(self._manifest[CHUNKS]["count"])
@@ -704,7 +710,7 @@ class RunWriter:
                     entry["rows_written"] = rows
         errors = {int(p): str(reason) for record in markers.values()
                   for p, reason in record["errors"].items()}
-        if errors != self._unreadable or "unreadable" not in self._manifest:
+        if rewrite_unreadable or errors != self._unreadable or "unreadable" not in self._manifest:
             self._write_unreadable(errors)
 
     def _write_unreadable(self, errors: Mapping[int, str]) -> None:
@@ -943,8 +949,9 @@ class RunReader:
             images.csv no longer matches the manifest.
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], *, _records_may_lag: bool = False) -> None:
         self._run_dir = Path(run_dir)
+        self._records_may_lag = _records_may_lag  # RunWriter.resume only: it rewrites them
         self._manifest = _load_manifest(self._run_dir)
         self._images: pd.DataFrame | None = None
         self._errors: pd.Series | None = None
@@ -973,7 +980,8 @@ class RunReader:
     def _read_images(self) -> tuple[pd.DataFrame, pd.Series]:
         """images.csv, checked, split into the image table and the ``error`` column (read once)."""
         if self._images is None or self._errors is None:
-            frame = _load_images(self._run_dir, self._manifest)
+            frame = _load_images(self._run_dir, self._manifest,
+                                 check_unreadable=not self._records_may_lag)
             if ERROR_COLUMN in frame.columns:
                 self._errors = frame.pop(ERROR_COLUMN).astype(str)
             else:
@@ -1197,7 +1205,8 @@ def _load_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def _load_images(run_dir: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
+def _load_images(run_dir: Path, manifest: Mapping[str, Any], *,
+                 check_unreadable: bool = True) -> pd.DataFrame:
     path = run_dir / IMAGES
     try:
         data = path.read_bytes()
@@ -1213,7 +1222,8 @@ def _load_images(run_dir: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
         raise InceValError(f"{path} is not a readable CSV ({exc}); the run directory is damaged: "
                            "restore it from a copy or rerun") from None
     _check_images(frame, path, int(manifest["num_images"]))
-    _check_unreadable(frame, path, manifest)
+    if check_unreadable:
+        _check_unreadable(frame, path, manifest)
     frame["blacklisted"] = frame["blacklisted"].astype(bool)
     return frame
 
@@ -1267,6 +1277,12 @@ def _check_unreadable(frame: pd.DataFrame, path: Path, manifest: Mapping[str, An
     """images.csv's ``error`` column against the manifest's ``unreadable`` record: the same
     images with the same reasons (no column and no record: every image was read)."""
     def damaged(what: str) -> InceValError:
+        if CHUNKS in manifest and not manifest.get("finished_at"):
+            # Both records are derived from the chunk markers and written one after the other:
+            # an interrupted run can stop between the two writes.
+            return InceValError(f"{path}: {what}; the run stopped while recording them: continue "
+                                f"it with {resume_command(manifest)}, which rewrites both from "
+                                "its chunk markers")
         return InceValError(f"{path}: {what}; the run directory is damaged: restore it from a "
                             "copy or rerun")
 

@@ -343,3 +343,65 @@ def test_damaged_prediction_file_is_refused(tmp_path: Path) -> None:
     np.save(tmp_path / "run" / "predictions" / "v4" / "144.npy", np.zeros((10, 10), np.float32))
     with pytest.raises(InceValError, match="the run is damaged"):
         RunReader(tmp_path / "run").probabilities("v4", "144")
+
+
+def test_resume_repairs_unreadable_records_cut_between_their_two_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # images.csv (column `error`) and manifest.json (key `unreadable`) are both derived from the
+    # chunk markers and written one after the other. A run killed between the two writes must
+    # not be refused as damaged by --resume, and the resume makes them agree again.
+    run_dir = tmp_path / "run"
+    probs = random_probs(5, 10, 12)
+    with _create(run_dir, manifest={**manifest({"v4": "inception_v4.tf_in1k"}, {"144": 1}),
+                                    "command": "inceval run --models v4 --out run"}) as writer:
+        writer.use_chunks(5, 2)
+        writer.open_predictions("v4", "144", num_classes=12)
+        writer.write("v4", "144", 0, probs[:5])
+        writer.complete_chunk(0, 0, 5, {1: "empty file"})
+    writer = RunWriter.resume(run_dir)
+    writer.open_predictions("v4", "144", num_classes=12)
+    writer.write("v4", "144", 5, probs[5:])
+    original = RunWriter._save_manifest
+
+    def killed(self: RunWriter) -> None:
+        raise KeyboardInterrupt  # the process dies right after images.csv was replaced
+
+    monkeypatch.setattr(RunWriter, "_save_manifest", killed)
+    with pytest.raises(KeyboardInterrupt):  # the marker is written, then the records
+        writer.complete_chunk(1, 5, 10, {7: "truncated JPEG"})
+    with pytest.raises(KeyboardInterrupt):
+        writer.close()  # releases the directory
+    monkeypatch.setattr(RunWriter, "_save_manifest", original)
+
+    csv_errors = pd.read_csv(run_dir / "images.csv", keep_default_na=False)["error"]
+    assert list(np.flatnonzero(csv_errors != "")) == [1, 7]
+    assert _disk_manifest(run_dir)["unreadable"]["images"] == {"1": "empty file"}
+    with pytest.raises(InceValError) as info:
+        RunReader(run_dir).errors
+    message = str(info.value)
+    assert "image 7" in message and "inceval run --models v4 --out run --resume" in message
+    assert "damaged" not in message and "\n" not in message
+
+    with RunWriter.resume(run_dir) as resumed:
+        assert resumed.done_chunks().keys() == {0, 1}
+    run = RunReader(run_dir)
+    assert run.errors.tolist() == ["", "empty file"] + [""] * 5 + ["truncated JPEG", "", ""]
+    assert run.manifest["unreadable"] == {"count": 2, "images": {"1": "empty file",
+                                                                 "7": "truncated JPEG"}}
+
+
+def test_mismatched_unreadable_records_of_a_finished_run_are_damage(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with _create(run_dir) as writer:
+        writer.use_chunks(10, 1)
+        writer.open_predictions("v4", "144", num_classes=12)
+        writer.write("v4", "144", 0, random_probs(6, 10, 12))
+        writer.complete_chunk(0, 0, 10, {2: "empty file"})
+        writer.seal()
+        writer.finish()
+    recorded = _disk_manifest(run_dir)
+    recorded["unreadable"] = {"count": 0, "images": {}}
+    (run_dir / "manifest.json").write_text(json.dumps(recorded))
+    with pytest.raises(InceValError, match="marks image 2 unreadable .* the run directory is "
+                                           "damaged: restore it from a copy or rerun$"):
+        RunReader(run_dir).errors

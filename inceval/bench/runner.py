@@ -194,7 +194,8 @@ def _mib(value: int | None) -> float | None:
 
 def build_row(model: str, protocol: str, stage: str, input_size: int, views_per_image: int,
               batch_size: int, measurement: Measurement, *, macs: int,
-              gemm_tflop_per_s: float, reference_rate: float) -> dict[str, Any]:
+              gemm_tflop_per_s: float, reference_rate: float,
+              views_per_forward: int | None = None) -> dict[str, Any]:
     """One result row; TFLOP/s and MFU only for stages that run the model.
 
     ``reference_rate`` is the reference workload's rate around this measurement (passes/s);
@@ -209,6 +210,7 @@ def build_row(model: str, protocol: str, stage: str, input_size: int, views_per_
         "input_size": input_size,
         "views_per_image": views_per_image,
         "batch_size": batch_size,
+        "views_per_forward": views_per_forward if computes else None,
         "images": measurement.images,
         "views": measurement.views,
         "passes": measurement.passes,
@@ -235,6 +237,7 @@ class _Work:
     views: tuple[ViewSpec, ...]
     paths: list[Path]
     batch_size: int
+    views_per_forward: int
     macs: int
 
 
@@ -271,18 +274,26 @@ class _Bench:
     """The resolved settings of one bench and the stage measurements made with them."""
 
     def __init__(self, settings: BenchSettings, device: torch.device, backend: str) -> None:
-        from inceval.engine.evaluate import DEFAULT_MAX_VIEWS_PER_FORWARD, default_workers
+        from inceval.engine.evaluate import default_workers
 
         self.settings = settings
         self.device = device
         self.backend = backend
         # Resolved here as evaluate() resolves them, so that every stage uses the same values.
-        self.per_forward = (settings.max_views_per_forward
-                            or DEFAULT_MAX_VIEWS_PER_FORWARD[device.type])
+        self.per_forward_used: set[int] = set()
         self.workers = settings.workers if settings.workers is not None else default_workers()
         # Only what was asked for, so that engines without these keywords still run the rest.
         self.runner_options = {key: True for key in ("tf32", "compile")
                                if getattr(settings, key)}
+
+    def views_per_forward(self, views_per_image: int, input_size: int) -> int:
+        """The asked views per forward call, else the engine's default for these views."""
+        from inceval.engine.forward import default_views_per_forward
+
+        per_forward = (self.settings.max_views_per_forward
+                       or default_views_per_forward(self.device, views_per_image, input_size))
+        self.per_forward_used.add(per_forward)
+        return per_forward
 
     def batch_size(self, views_per_image: int, input_size: int) -> int:
         """The asked batch size, else the engine's default for these views."""
@@ -290,7 +301,8 @@ class _Bench:
 
         if self.settings.batch_size is not None:
             return self.settings.batch_size
-        return default_batch_size(views_per_image, input_size, self.device, self.per_forward)
+        return default_batch_size(views_per_image, input_size, self.device,
+                                  self.views_per_forward(views_per_image, input_size))
 
     def measure(self, stage: str, work: _Work, between: Callable[[], None]) -> Measurement:
         """One stage of one model and protocol; ``between`` runs between its passes."""
@@ -304,7 +316,7 @@ class _Bench:
                                   between=between)
         if stage == PIPELINE:
             return measure_pipeline(work.paths, work.views, **common)
-        forward = {"precision": settings.dtype, "max_views_per_forward": self.per_forward,
+        forward = {"precision": settings.dtype, "max_views_per_forward": work.views_per_forward,
                    "full_warmup": settings.compile, "runner_options": self.runner_options}
         if stage == MODEL:
             return measure_model(work.model, work.paths, work.views, images=len(work.paths),
@@ -377,7 +389,8 @@ def _run(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
             views, _ = union_views([protocol.resolve(config)])
             images = settings.images or default_images(len(views), device.type)
             work = _Work(model, protocol, views, cycled(paths, images),
-                         bench.batch_size(len(views), config.input_size), macs)
+                         bench.batch_size(len(views), config.input_size),
+                         bench.views_per_forward(len(views), config.input_size), macs)
             for stage in settings.stages:
                 if stage == FEEDER and feeder_reason is not None:
                     continue
@@ -408,7 +421,11 @@ def _run(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
             **{k: v for k, v in asdict(settings).items() if k != "extra"},
             "device": str(device),
             "backend": bench.backend,
-            "max_views_per_forward": bench.per_forward,
+            # As asked, else the default when every row used the same (always so on a CPU),
+            # else None (the rows say what each used).
+            "max_views_per_forward": (settings.max_views_per_forward
+                                      or (next(iter(bench.per_forward_used))
+                                          if len(bench.per_forward_used) == 1 else None)),
             # As asked (None: the engine's default, which depends on the machine's CPUs), so
             # that results of two machines with default settings stay comparable.
             "workers": settings.workers,
@@ -432,7 +449,8 @@ def _rows(measured: list[_Measured], gemm_tflop_per_s: float) -> list[dict[str, 
     rows = [build_row(m.work.model.model_name, m.work.protocol.name, m.stage,
                       m.work.model.eval_config.input_size, len(m.work.views),
                       m.work.batch_size, m.measurement, macs=m.work.macs,
-                      gemm_tflop_per_s=gemm_tflop_per_s, reference_rate=m.reference_rate)
+                      gemm_tflop_per_s=gemm_tflop_per_s, reference_rate=m.reference_rate,
+                      views_per_forward=m.work.views_per_forward)
             for m in measured]
     feeder_rate = {(r["model"], r["protocol"]): r["images_per_s"] for r in rows
                    if r["stage"] == FEEDER}

@@ -59,7 +59,8 @@ Examples:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
               help="Images per rendered batch. Default: the engine's, per protocol.")
 @click.option("--max-views-per-forward", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Most views in one forward call. Default: the engine's (32 CPU, 256 CUDA).")
+              help="Most views in one forward call. Default: the engine's: 8 on the CPU; on "
+                   "CUDA 256 at 299 px, scaled by the pixel count, rounded down to whole images.")
 @click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
               help="DALI CPU threads or torch-backend decoding processes. Default: the "
                    "engine's.")

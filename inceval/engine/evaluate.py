@@ -33,7 +33,7 @@ from inceval.data.datasets import ValDataset
 from inceval.data.protocols import Protocol, get_protocol
 from inceval.data.pipeline import PipelineStats, bad_image_message, ready
 from inceval.data.views import SegmentBatch
-from inceval.engine.forward import ModelRunner
+from inceval.engine.forward import ModelRunner, default_views_per_forward
 from inceval.engine.plan import MemberViews, ViewGroup, plan_groups
 from inceval.engine.producer import SegmentSource, ViewProducer, make_chunks
 from inceval.engine.progress import Progress, ProgressCallback
@@ -48,7 +48,6 @@ MAX_BATCH_IMAGES = 256
 SLEEP_ENV = "INCEVAL_TEST_SLEEP_PER_BATCH_S"
 # Forward calls of this many views keep a GPU busy. On a CPU small calls are faster (they stay
 # in cache: Inception-v3 at 299 px on 2 cores, 14.7 views/s at 8 per call, 13.6 at 32).
-DEFAULT_MAX_VIEWS_PER_FORWARD = {"cpu": 8, "cuda": 256}
 DEFAULT_CHUNK_SIZE = 1024
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -321,12 +320,14 @@ def default_batch_size(views_per_image: int, input_size: int, device: torch.devi
                        views_per_forward: int | None = None) -> int:
     """Images per rendered batch when ``--batch-size`` is not given.
 
-    A batch should fill at least one forward call (``views_per_forward`` views: 8 on a CPU, 256
-    on CUDA), and its uint8 views should stay under :data:`BATCH_BYTES_BUDGET` (several batches
-    are in flight: DALI's prefetch, the queue, the one being computed). So 1-crop batches are
+    A batch should fill at least one forward call (``views_per_forward`` views; None for
+    :func:`~inceval.engine.forward.default_views_per_forward`: 8 on a CPU, about 256 on CUDA),
+    and its uint8 views should stay under :data:`BATCH_BYTES_BUDGET` (several batches are in
+    flight: DALI's prefetch, the queue, the one being computed). So 1-crop batches are
     large, and 144-view images (38.6 MB each at 299 px) come a few at a time.
     """
-    per_forward = views_per_forward or DEFAULT_MAX_VIEWS_PER_FORWARD[device.type]
+    per_forward = views_per_forward or default_views_per_forward(device, views_per_image,
+                                                                 input_size)
     by_views = -(-per_forward // max(1, views_per_image))
     image_bytes = max(1, views_per_image) * 3 * input_size * input_size
     by_memory = max(1, BATCH_BYTES_BUDGET[device.type] // image_bytes)
@@ -448,8 +449,9 @@ def evaluate(
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for the forward passes.
         batch_size: images per rendered batch; None sizes it per view group from its views
             (:func:`default_batch_size`).
-        max_views_per_forward: the most views in one forward call; None for 8 on a CPU and
-            256 on CUDA.
+        max_views_per_forward: the most views in one forward call; None for each model's
+            :func:`~inceval.engine.forward.default_views_per_forward` (8 on a CPU; on CUDA 256
+            at 299 px, scaled by the pixel count and rounded down to whole images).
         chunk_size: images per chunk (the unit of resuming and sharding).
         prefetch: rendered batches queued ahead of the models.
         workers: DALI CPU threads (None: from the CPU count), or decoding processes of the
@@ -475,12 +477,10 @@ def evaluate(
     if precision not in PRECISIONS:
         raise InceValError(f"--dtype {precision!r} is unknown; use {', '.join(PRECISIONS)}")
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
-    if max_views_per_forward is None:
-        max_views_per_forward = DEFAULT_MAX_VIEWS_PER_FORWARD[torch_device.type]
     for option, value in (("--batch-size", batch_size),
                           ("--max-views-per-forward", max_views_per_forward),
                           ("--chunk-size", chunk_size)):
-        if value is None and option == "--batch-size":
+        if value is None and option != "--chunk-size":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InceValError(f"{option} must be a positive whole number, got {value!r}")
@@ -494,10 +494,12 @@ def evaluate(
     protocols = as_protocols(protocols)
     names = model_names(models)
     groups = plan_groups(models, protocols)
-    runners = {member.position: ModelRunner(models[member.position], member.eval_config,
-                                            torch_device, precision, max_views_per_forward,
-                                            tf32=tf32, compile=compile)
-               for group in groups for member in group.members}
+    runners = {member.position: ModelRunner(
+        models[member.position], member.eval_config, torch_device, precision,
+        max_views_per_forward or default_views_per_forward(
+            torch_device, member.views_per_image, member.eval_config.input_size),
+        tf32=tf32, compile=compile)
+        for group in groups for member in group.members}
     batch_sizes = {group.number: batch_size or default_batch_size(
         group.rendered_views_per_image, group.input_size, torch_device, max_views_per_forward)
         for group in groups}

@@ -26,7 +26,6 @@ from inceval.data.datasets import ValDataset, load_val_dataset
 from inceval.data.protocols import Protocol, get_protocol
 from inceval.data.loader import resolve_backend
 from inceval.engine.evaluate import (
-    DEFAULT_MAX_VIEWS_PER_FORWARD,
     PRECISIONS,
     RunStats,
     build_manifest,
@@ -330,8 +329,6 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
     """
     request = prepared.request
     context = prepared.context
-    per_forward = (request.max_views_per_forward
-                   or DEFAULT_MAX_VIEWS_PER_FORWARD[prepared.device.type])
     settings: dict[str, Any] = {
         "device": describe_device(prepared.device),
         "dtype": request.dtype,
@@ -340,7 +337,8 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
         "backend": resolve_backend(request.backend),
         "decoder": _decoder(resolve_backend(request.backend), prepared.device),
         "batch_size": request.batch_size,
-        "max_views_per_forward": per_forward,
+        # As asked; None: each model's default (what was used is in execution.models).
+        "max_views_per_forward": request.max_views_per_forward,
         "chunk_size": request.chunk_size,
         "workers": request.workers,
         "strict": request.strict,
@@ -381,7 +379,8 @@ def execute(prepared: PreparedRun, progress: ProgressCallback | None = None,
         stats = evaluate(prepared.models, prepared.protocols, prepared.dataset, writer,
                          backend=request.backend, device=prepared.device,
                          precision=request.dtype, batch_size=request.batch_size,
-                         max_views_per_forward=per_forward, chunk_size=request.chunk_size,
+                         max_views_per_forward=request.max_views_per_forward,
+                         chunk_size=request.chunk_size,
                          workers=request.workers, progress=progress, strict=request.strict,
                          rank=context.rank, world_size=context.world_size,
                          finalize=not context.sharded, on_bad_image=on_bad_image,

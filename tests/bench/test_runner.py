@@ -38,6 +38,10 @@ def test_every_stage_counts_images_and_views_of_each_protocol(images: list[Path]
         views = {"1": 1, "12": 12, "144": 144}[row["protocol"]]
         assert row["views_per_image"] == views
         assert row["images"] == 5 * row["passes"] and row["views"] == row["images"] * views
+        # The engine's CPU default, recorded where a model runs.
+        computes = row["stage"] in ("model", "end-to-end")
+        assert row["views_per_forward"] == (8 if computes else None)
+    assert doc["settings"]["max_views_per_forward"] == 8
     # A reference burst before the first stage and after each of the 12 stages.
     assert len(doc["reference"]["bursts"]) == 13
     assert len(doc["gemm"]["measurements_tflop_per_s"]) == 2

@@ -47,7 +47,7 @@ def test_feeder_share_is_feeder_seconds_per_image_times_images_per_second() -> N
     # Feeder: 2,000 images in 1 s (0.5 ms per image); end to end: 50 images in 2 s (25/s).
     # Share of wall time: 0.0005 s x 25 /s = 0.0125.
     model = TinyNet()
-    work = _Work(model, get_protocol("1"), (), [], 8, 1000)
+    work = _Work(model, get_protocol("1"), (), [], 8, 8, 1000)
     feeder = Measurement(2000, 2000, 1.0, 5, PEAKS)
     e2e = Measurement(50, 50, 2.0, 1, PEAKS)
     rows = _rows([_Measured(work, "feeder", feeder, 10.0), _Measured(work, "end-to-end", e2e,

@@ -133,3 +133,36 @@ def test_runner_computes_only_the_selected_views() -> None:
     # The views left out would change the answer: the check above can fail.
     unselected = runner.protocol_probabilities(rendered, protocols)
     assert (unselected[0] - result[0]).abs().max() > 1e-3
+
+
+# --- default batch sizes -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("device", "views_per_image", "input_size", "expected"),
+    [
+        # CPU: 8 views per forward, 256 MB of uint8 views per batch.
+        ("cpu", 1, 299, 8),
+        ("cpu", 12, 299, 1),  # one image already fills a forward call
+        ("cpu", 144, 299, 1),
+        # CUDA: the views per forward of default_views_per_forward, 1 GB per batch.
+        ("cuda", 1, 299, 256),
+        ("cuda", 12, 299, 21),  # 252 views per forward = 21 whole images
+        ("cuda", 144, 299, 1),  # 144 views per forward = one image (38.6 MB)
+        ("cuda", 1, 107, 256),  # 1024 views per forward, but at most 256 images per batch
+        ("cuda", 144, 598, 1),  # 64 views per forward: part of an image per call
+    ],
+)
+def test_default_batch_size_fills_one_forward_call(device: str, views_per_image: int,
+                                                   input_size: int, expected: int) -> None:
+    from inceval.engine.evaluate import default_batch_size
+
+    assert default_batch_size(views_per_image, input_size, torch.device(device)) == expected
+
+
+def test_explicit_views_per_forward_sizes_the_batch() -> None:
+    from inceval.engine.evaluate import default_batch_size
+
+    # 40 views per forward at 12 views per image: ceil(40 / 12) = 4 images.
+    assert default_batch_size(12, 299, torch.device("cuda"), 40) == 4
+    # The memory budget caps it: 256 MB / (144 x 3 x 299 x 299 B = 38.6 MB) = 6 images.
+    assert default_batch_size(144, 299, torch.device("cpu"), 10_000) == 6
