@@ -17,8 +17,9 @@ ratios against the targets of issue 7:
 * inceval end to end >= 1.6 x baseline NCHW and >= 1.25 x baseline channels_last, at 1 and 12.
 
 Against each baseline it also prints two ceilings: inceval's model alone over the baseline (what
-a perfect data path would give) and the CPU's float32 GEMM rate, measured in the same run, over the
-baseline's achieved GFLOP/s (what any implementation of the same float32 arithmetic could give).
+a perfect data path would give) and the CPU's best float32 GEMM rate, measured in the same run,
+over the baseline's achieved GFLOP/s (about what the same float32 arithmetic at the machine's peak
+could give).
 
     python benchmarks/compare.py                                   # the full measurement
     python benchmarks/compare.py --images 4 --images-144 1 --input-size 107 --rounds 1 \\
@@ -139,8 +140,9 @@ def ratios(results: list[dict[str, Any]], gemm_gflop_per_s: float) -> list[dict[
 
     A ratio against a baseline also gets its ceilings: ``ceiling_model_only`` (inceval's model
     alone against the baseline: no data path can do better, as end to end <= model only) and
-    ``ceiling_gemm`` (the CPU's float32 GEMM rate against the baseline's achieved GFLOP/s: no
-    implementation of the same float32 arithmetic can do better).
+    ``ceiling_gemm`` (the CPU's best measured float32 GEMM rate against the baseline's achieved
+    GFLOP/s: roughly what an implementation of the same float32 arithmetic at the machine's peak
+    could give; a network's convolutions can edge past a 1024-square GEMM).
     """
     out = []
     for row in results:
@@ -191,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
             count = args.images_144 if many else args.images
             results.append(measure_protocol(name, files[:count], args))
     gemm.append(gemm_rate(torch.device("cpu"), "float32", seconds=3.0))
-    gemm_gflop = statistics.median(g["tflop_per_s"] for g in gemm) * 1e3
+    # The CPU's float32 peak as far as measured: the better of the two products (a product
+    # slowed by a busy spell says nothing about the peak).
+    gemm_gflop = max(g["tflop_per_s"] for g in gemm) * 1e3
     checks = ratios(results, gemm_gflop)
     machine = machine_info(torch.device("cpu"))
     machine["load_average_at_end"] = list(os.getloadavg())
@@ -208,8 +212,9 @@ def main(argv: list[str] | None = None) -> None:
                      "load_average_at_start": load_at_start},
         "machine": machine,
         "gemm_float32": {"gflop_per_s": gemm_gflop, "measured": gemm,
-                         "what": "square float32 matrix product, before and after; achieved "
-                                 "GFLOP/s of each variant = 2 x MACs per view x views/s"},
+                         "what": "square float32 matrix product before and after, the better "
+                                 "of the two; achieved GFLOP/s of each variant = 2 x MACs per "
+                                 "view x views/s"},
         "note": args.note,
         "results": results,
         "ratios": checks,
