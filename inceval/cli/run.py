@@ -73,9 +73,10 @@ Examples:
               help="Quick-run selection: per-class:K, every:K or file:PATH. Default: all images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
               help="Images per rendered batch (each with all of its views). Default: enough "
-                   "images to fill one forward pass (see --max-views-per-forward), at most "
-                   "256 MB (CPU) or 1 GB (CUDA) of uint8 views per batch: e.g. 8 images at 1 "
-                   "crop and 1 at 12 or 144 crops on the CPU; 256, 21 and 1 on CUDA at 299 px.")
+                   "images to fill one forward pass (see --max-views-per-forward; on CUDA at "
+                   "least 8 images), at most 256 MB (CPU) or 1 GB (CUDA) of uint8 views per "
+                   "batch: e.g. 8 images at 1 crop and 1 at 12 or 144 crops on the CPU; 256, 21 "
+                   "and 8 on CUDA at 299 px.")
 @click.option("--max-views-per-forward", type=click.IntRange(min=1), default=None, metavar="N",
               help="Most views (images x views) in one forward pass; lower it if memory runs "
                    "out (on CUDA it is halved by itself after an out-of-memory error). Default: "

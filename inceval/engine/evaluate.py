@@ -44,10 +44,12 @@ from inceval.store import RunWriter, check_name
 # uint8 bytes of one rendered batch, at most (when --batch-size is not given).
 BATCH_BYTES_BUDGET = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
 MAX_BATCH_IMAGES = 256
+# Images per batch at least, memory allowing: a GPU pipeline decodes a batch's JPEGs together
+# (nvJPEG, the hardware decoder) and launches each op once per batch, so one 144-view image per
+# batch would leave that machinery mostly idle. A CPU gains nothing from it.
+MIN_BATCH_IMAGES = {"cpu": 1, "cuda": 8}
 # Seconds to sleep per batch: a planted slowdown that only the throughput gate's test sets.
 SLEEP_ENV = "INCEVAL_TEST_SLEEP_PER_BATCH_S"
-# Forward calls of this many views keep a GPU busy. On a CPU small calls are faster (they stay
-# in cache: Inception-v3 at 299 px on 2 cores, 14.7 views/s at 8 per call, 13.6 at 32).
 DEFAULT_CHUNK_SIZE = 1024
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -321,14 +323,15 @@ def default_batch_size(views_per_image: int, input_size: int, device: torch.devi
     """Images per rendered batch when ``--batch-size`` is not given.
 
     A batch should fill at least one forward call (``views_per_forward`` views; None for
-    :func:`~inceval.engine.forward.default_views_per_forward`: 8 on a CPU, about 256 on CUDA),
-    and its uint8 views should stay under :data:`BATCH_BYTES_BUDGET` (several batches are in
-    flight: DALI's prefetch, the queue, the one being computed). So 1-crop batches are
-    large, and 144-view images (38.6 MB each at 299 px) come a few at a time.
+    :func:`~inceval.engine.forward.default_views_per_forward`: 8 on a CPU, about 256 on CUDA)
+    and hold at least :data:`MIN_BATCH_IMAGES` images (8 on CUDA), and its uint8 views should
+    stay under :data:`BATCH_BYTES_BUDGET` (several batches are in flight: DALI's prefetch, the
+    queue, the one being computed), which wins over both. So 1-crop batches are large, and
+    144-view images (38.6 MB each at 299 px) come a few at a time.
     """
     per_forward = views_per_forward or default_views_per_forward(device, views_per_image,
                                                                  input_size)
-    by_views = -(-per_forward // max(1, views_per_image))
+    by_views = max(-(-per_forward // max(1, views_per_image)), MIN_BATCH_IMAGES[device.type])
     image_bytes = max(1, views_per_image) * 3 * input_size * input_size
     by_memory = max(1, BATCH_BYTES_BUDGET[device.type] // image_bytes)
     return int(max(1, min(by_views, by_memory, MAX_BATCH_IMAGES)))

@@ -27,6 +27,8 @@ from inceval.eval_config import EvalConfig
 # Views per forward call on CUDA at 299x299: a v4/IRv2 forward of 256 views needs a few GiB of
 # activations in float16, far below any datacentre GPU, and keeps the GPU busy.
 CUDA_VIEWS_AT_299 = 256
+# On a CPU small calls are faster (they stay in cache): Inception-v3 at 299 px on 2 cores ran
+# 14.7 views/s at 8 views per call and 13.6 at 32.
 CPU_VIEWS_PER_FORWARD = 8
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 

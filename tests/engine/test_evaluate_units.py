@@ -144,12 +144,12 @@ def test_runner_computes_only_the_selected_views() -> None:
         ("cpu", 1, 299, 8),
         ("cpu", 12, 299, 1),  # one image already fills a forward call
         ("cpu", 144, 299, 1),
-        # CUDA: the views per forward of default_views_per_forward, 1 GB per batch.
+        # CUDA: the views per forward of default_views_per_forward, at least 8 images, 1 GB.
         ("cuda", 1, 299, 256),
         ("cuda", 12, 299, 21),  # 252 views per forward = 21 whole images
-        ("cuda", 144, 299, 1),  # 144 views per forward = one image (38.6 MB)
+        ("cuda", 144, 299, 8),  # one image fills a forward call; 8 images = 309 MB
         ("cuda", 1, 107, 256),  # 1024 views per forward, but at most 256 images per batch
-        ("cuda", 144, 598, 1),  # 64 views per forward: part of an image per call
+        ("cuda", 144, 598, 6),  # 154 MB per image: 6 fit in 1 GB
     ],
 )
 def test_default_batch_size_fills_one_forward_call(device: str, views_per_image: int,
@@ -162,7 +162,10 @@ def test_default_batch_size_fills_one_forward_call(device: str, views_per_image:
 def test_explicit_views_per_forward_sizes_the_batch() -> None:
     from inceval.engine.evaluate import default_batch_size
 
-    # 40 views per forward at 12 views per image: ceil(40 / 12) = 4 images.
-    assert default_batch_size(12, 299, torch.device("cuda"), 40) == 4
+    # 100 views per forward at 12 views per image: ceil(100 / 12) = 9 images (over CUDA's 8).
+    assert default_batch_size(12, 299, torch.device("cuda"), 100) == 9
+    # 40 at 12 per image is 4 images: CUDA still takes 8, a CPU 4.
+    assert default_batch_size(12, 299, torch.device("cuda"), 40) == 8
+    assert default_batch_size(12, 299, torch.device("cpu"), 40) == 4
     # The memory budget caps it: 256 MB / (144 x 3 x 299 x 299 B = 38.6 MB) = 6 images.
     assert default_batch_size(144, 299, torch.device("cpu"), 10_000) == 6
