@@ -295,14 +295,13 @@ class _Bench:
         self.per_forward_used.add(per_forward)
         return per_forward
 
-    def batch_size(self, views_per_image: int, input_size: int) -> int:
+    def batch_size(self, views_per_image: int, input_size: int, views_per_forward: int) -> int:
         """The asked batch size, else the engine's default for these views."""
         from inceval.engine.evaluate import default_batch_size
 
         if self.settings.batch_size is not None:
             return self.settings.batch_size
-        return default_batch_size(views_per_image, input_size, self.device,
-                                  self.views_per_forward(views_per_image, input_size))
+        return default_batch_size(views_per_image, input_size, self.device, views_per_forward)
 
     def measure(self, stage: str, work: _Work, between: Callable[[], None]) -> Measurement:
         """One stage of one model and protocol; ``between`` runs between its passes."""
@@ -388,9 +387,10 @@ def _run(models: Sequence[nn.Module], protocols: Sequence[Protocol | str],
         for protocol in protocols:
             views, _ = union_views([protocol.resolve(config)])
             images = settings.images or default_images(len(views), device.type)
+            per_forward = bench.views_per_forward(len(views), config.input_size)
             work = _Work(model, protocol, views, cycled(paths, images),
-                         bench.batch_size(len(views), config.input_size),
-                         bench.views_per_forward(len(views), config.input_size), macs)
+                         bench.batch_size(len(views), config.input_size, per_forward),
+                         per_forward, macs)
             for stage in settings.stages:
                 if stage == FEEDER and feeder_reason is not None:
                     continue
